@@ -1,0 +1,9 @@
+/* The resyncctl command table; see the checklist in cmd.h. */
+#include "cmd.h"
+
+extern const struct cmd_entry cmd_config_validate;
+
+const struct cmd_entry *const cmd_table[] = {
+	&cmd_config_validate,
+	NULL,
+};

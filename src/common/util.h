@@ -1,0 +1,61 @@
+/*
+ * util: small parsers and formatters every module uses.
+ *
+ * Durations are integers of milliseconds and sizes integers of bytes, so
+ * callers never juggle units: the unit lives in the variable's name
+ * (ttl_ms, max_memory_bytes) and in the config value ("30s", "256MB").
+ * Parsers are strict: the whole string must be consumed, overflow is an
+ * error, and a failure returns -1 with a short static reason in *why
+ * (lowercase, suitable after "invalid duration '...': ").
+ */
+#ifndef RS_UTIL_H
+#define RS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RS_MS_PER_SEC 1000LL
+#define RS_MS_PER_MIN (60 * RS_MS_PER_SEC)
+#define RS_MS_PER_HOUR (60 * RS_MS_PER_MIN)
+#define RS_MS_PER_DAY (24 * RS_MS_PER_HOUR)
+#define RS_KIB 1024LL
+#define RS_MIB (1024 * RS_KIB)
+#define RS_GIB (1024 * RS_MIB)
+
+#define RS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Decimal integer, optional sign, no spaces. */
+int rs_parse_int64(const char *s, int64_t *out, const char **why);
+
+/* true/false, yes/no, on/off, 1/0 (case-insensitive). */
+int rs_parse_bool(const char *s, bool *out, const char **why);
+
+/* "250ms", "30s", "5m", "1h", "7d", or sums such as "1h30m"; "0" alone
+ * needs no unit.  Result in milliseconds. */
+int rs_parse_duration_ms(const char *s, int64_t *out_ms, const char **why);
+
+/* "512KB", "256MB", "1GB", "64B" (binary multiples; KiB/MiB/GiB/TiB
+ * accepted too); "0" alone needs no unit.  Result in bytes. */
+int rs_parse_size(const char *s, int64_t *out_bytes, const char **why);
+
+/* Shortest exact spelling: 300000 -> "5m", 1500 -> "1500ms", 5400000 ->
+ * "90m". */
+void rs_format_duration(int64_t ms, char *buf, size_t n);
+/* 268435456 -> "256MB", 1536 -> "1536B" (only exact multiples scale). */
+void rs_format_size(int64_t bytes, char *buf, size_t n);
+
+/* Levenshtein distance, for "did you mean" hints; strings longer than 64
+ * bytes compare as far apart. */
+size_t rs_edit_distance(const char *a, const char *b);
+
+/* True when `a` is close enough to `b` to be offered as a correction. */
+bool rs_is_near(const char *typed, const char *candidate);
+
+bool rs_is_power_of_two(uint64_t v);
+
+/* Current time. */
+int64_t rs_now_ms(void);           /* CLOCK_REALTIME */
+int64_t rs_monotonic_ms(void);     /* CLOCK_MONOTONIC */
+
+#endif
