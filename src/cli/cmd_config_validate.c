@@ -234,6 +234,10 @@ static void check_file(struct run *r, const char *path)
 		json_object_set_new(jf, "errors", json_integer((json_int_t)diags.errors));
 		json_object_set_new(jf, "warnings", json_integer((json_int_t)diags.warnings));
 		json_object_set_new(jf, "diagnostics", jd);
+		jd = json_array();
+		for (size_t i = 1; i < rs_config_nfiles(cfg); i++)
+			json_array_append_new(jd, json_string(rs_config_file_at(cfg, i)));
+		json_object_set_new(jf, "includes", jd);
 		if (r->print) {
 			json_t *secs = json_array();
 
@@ -262,6 +266,11 @@ static void check_file(struct run *r, const char *path)
 					      diags.warnings == 1 ? "" : "s",
 					      rs_config_environment(cfg));
 		}
+		if (r->ctx->g.verbosity > 0)
+			for (size_t i = 1; i < rs_config_nfiles(cfg); i++)
+				rs_buf_printf(&out, "%s: included %s\n",
+					      rs_config_path(cfg),
+					      rs_config_file_at(cfg, i));
 		if (r->print) {
 			rs_buf_printf(&out, "# effective configuration of %s (environment %s)\n",
 				      rs_config_path(cfg), rs_config_environment(cfg));

@@ -56,17 +56,6 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
-}
-
 static char *join_path(const char *dir, const char *path)
 {
 	char *out;
@@ -170,6 +159,33 @@ struct rs_where rs_conf_where(const struct rs_config *cfg,
 	return w;
 }
 
+void rs_conf_vreport(const struct rs_config *cfg, struct rs_diags *d,
+		     enum rs_severity sev, const struct rs_conf_section *sec,
+		     const struct rs_conf_value *val, const char *key,
+		     const char *fmt, va_list ap)
+{
+	struct rs_where w = rs_conf_where(cfg, sec, val);
+	char label[160], msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rs_conf_section_label(sec, label, sizeof(label));
+	rs_diag_add(d, sev, &w, label, key ? key : (val ? val->key->name : NULL),
+		    "%s", msg);
+}
+
+void rs_conf_report(const struct rs_config *cfg, struct rs_diags *d,
+		    enum rs_severity sev, const struct rs_conf_section *sec,
+		    const struct rs_conf_value *val, const char *key,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rs_conf_vreport(cfg, d, sev, sec, val, key, fmt, ap);
+	va_end(ap);
+}
+
+/* A problem with a value, reported while loading. */
 static void diag_val(struct rs_config *cfg, enum rs_severity sev,
 		     const struct rs_conf_section *sec,
 		     const struct rs_conf_value *val, const char *fmt, ...)
@@ -179,16 +195,11 @@ static void diag_val(struct rs_config *cfg, enum rs_severity sev,
 		     const struct rs_conf_section *sec,
 		     const struct rs_conf_value *val, const char *fmt, ...)
 {
-	struct rs_where w = rs_conf_where(cfg, sec, val);
-	char label[160], msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rs_conf_vreport(cfg, cfg->diags, sev, sec, val, NULL, fmt, ap);
 	va_end(ap);
-	rs_conf_section_label(sec, label, sizeof(label));
-	rs_diag_add(cfg->diags, sev, &w, label, val ? val->key->name : NULL,
-		    "%s", msg);
 }
 
 /* ---- sections and values ------------------------------------------------ */
@@ -706,7 +717,7 @@ static void include_one(struct rs_config *cfg, const char *path,
 		fclose(f);
 		return;
 	}
-	dir = dir_of(path);
+	dir = rs_path_dirname(path);
 	fe = dir ? intern_file(cfg, path, dir) : NULL;
 	free(dir);
 	if (fe) {
@@ -1099,7 +1110,7 @@ struct rs_config *rs_config_load(const char *path,
 	}
 	cfg->diags = diags;
 	cfg->path = strdup(is_stdin ? "<stdin>" : path);
-	dir = is_stdin ? strdup(".") : dir_of(path);
+	dir = is_stdin ? strdup(".") : rs_path_dirname(path);
 	fe = (cfg->path && dir) ? intern_file(cfg, cfg->path, dir) : NULL;
 	free(dir);
 	if (!fe) {
@@ -1160,6 +1171,16 @@ void rs_config_free(struct rs_config *cfg)
 const char *rs_config_path(const struct rs_config *cfg)
 {
 	return cfg->path;
+}
+
+size_t rs_config_nfiles(const struct rs_config *cfg)
+{
+	return cfg->nfiles;
+}
+
+const char *rs_config_file_at(const struct rs_config *cfg, size_t i)
+{
+	return i < cfg->nfiles ? cfg->files[i].display : NULL;
 }
 
 const char *rs_config_environment(const struct rs_config *cfg)

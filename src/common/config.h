@@ -17,6 +17,7 @@
 #ifndef RS_CONFIG_H
 #define RS_CONFIG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,9 @@ struct rs_config *rs_config_load(const char *path,
 void rs_config_free(struct rs_config *cfg);
 
 const char *rs_config_path(const struct rs_config *cfg);
+/* Every file read, the main one first, then includes in the order read. */
+size_t rs_config_nfiles(const struct rs_config *cfg);
+const char *rs_config_file_at(const struct rs_config *cfg, size_t i);
 /* development, test or production, after any override. */
 const char *rs_config_environment(const struct rs_config *cfg);
 bool rs_config_is_production(const struct rs_config *cfg);
@@ -104,6 +108,17 @@ void rs_conf_section_label(const struct rs_conf_section *sec, char *buf,
  * RESYNC_UPSTREAM_HWA_URL. */
 void rs_conf_env_name(const char *section, const char *name, const char *key,
 		      char *buf, size_t n);
+
+/* Add a diagnostic about `val` (or, when val is NULL, about `key` of
+ * `sec`), placed where the value was set, or else at its section. */
+void rs_conf_report(const struct rs_config *cfg, struct rs_diags *d,
+		    enum rs_severity sev, const struct rs_conf_section *sec,
+		    const struct rs_conf_value *val, const char *key,
+		    const char *fmt, ...) RS_PRINTF(7, 8);
+void rs_conf_vreport(const struct rs_config *cfg, struct rs_diags *d,
+		     enum rs_severity sev, const struct rs_conf_section *sec,
+		     const struct rs_conf_value *val, const char *key,
+		     const char *fmt, va_list ap) RS_PRINTF(7, 0);
 
 /* Where a value (or, for defaults, its section) is, for diagnostics. */
 struct rs_where rs_conf_where(const struct rs_config *cfg,

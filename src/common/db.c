@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define DB_BUSY_TIMEOUT_DEFAULT_MS 5000
 #define DB_INSTANCE_ID_BYTES 16    /* 32 hex characters */
 #define DB_RANDOM_DEVICE "/dev/urandom"
@@ -385,22 +387,11 @@ out:
 	return ret;
 }
 
-static char *parent_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
-}
-
 /* sqlite3_open_v2 says only "unable to open database file"; name the
  * missing directory or the system error instead. */
 static int open_error(struct rs_db *db, struct rs_err *err)
 {
-	char *dir = parent_dir(db->path);
+	char *dir = rs_path_dirname(db->path);
 	struct stat st;
 	int sys_errno;
 

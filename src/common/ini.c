@@ -42,27 +42,44 @@ bool rs_ini_valid_name(const char *s)
 	return n <= 64;
 }
 
-/* Find where an unquoted trailing comment starts (a # or ; preceded by
- * whitespace, outside quotes) and check the quotes balance. */
-static const char *strip_comment(char *v)
+/* The first character of `stops` in s that is outside quotes, or the end
+ * of s; *open tells whether a quote was left unterminated. */
+static char *scan_unquoted(char *s, const char *stops, bool *open)
 {
 	char quote = 0;
 
-	for (char *p = v; *p; p++) {
+	for (; *s; s++) {
 		if (quote) {
-			if (quote == '"' && *p == '\\' && p[1])
-				p++;
-			else if (*p == quote)
+			if (quote == '"' && *s == '\\' && s[1])
+				s++;
+			else if (*s == quote)
 				quote = 0;
-		} else if (*p == '"' || *p == '\'') {
-			quote = *p;
-		} else if ((*p == '#' || *p == ';') && p > v &&
-			   (p[-1] == ' ' || p[-1] == '\t')) {
+		} else if (*s == '"' || *s == '\'') {
+			quote = *s;
+		} else if (strchr(stops, *s)) {
+			break;
+		}
+	}
+	*open = quote != 0;
+	return s;
+}
+
+/* Cut a trailing comment (a # or ; after whitespace, outside quotes) and
+ * check the quotes balance. */
+static const char *strip_comment(char *v)
+{
+	bool open = false;
+
+	for (char *p = v;; p++) {
+		p = scan_unquoted(p, "#;", &open);
+		if (!*p)
+			break;
+		if (p > v && (p[-1] == ' ' || p[-1] == '\t')) {
 			*p = '\0';
 			break;
 		}
 	}
-	if (quote)
+	if (open)
 		return "unterminated quoted string";
 	rtrim(v);
 	return NULL;
@@ -215,20 +232,10 @@ int rs_ini_split_list(char *value, char **items, size_t max, size_t *n,
 	if (!*p)
 		return 0;
 	for (;;) {
-		char *start = p, quote = 0;
+		char *start = p;
+		bool open;
 
-		for (; *p; p++) {
-			if (quote) {
-				if (quote == '"' && *p == '\\' && p[1])
-					p++;
-				else if (*p == quote)
-					quote = 0;
-			} else if (*p == '"' || *p == '\'') {
-				quote = *p;
-			} else if (*p == ',') {
-				break;
-			}
-		}
+		p = scan_unquoted(p, ",", &open);
 		bool more = *p == ',';
 
 		*p = '\0';

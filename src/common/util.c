@@ -232,6 +232,17 @@ bool rs_is_power_of_two(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
+char *rs_path_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
 static int64_t clock_ms(clockid_t id)
 {
 	struct timespec ts;

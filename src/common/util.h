@@ -54,6 +54,10 @@ bool rs_is_near(const char *typed, const char *candidate);
 
 bool rs_is_power_of_two(uint64_t v);
 
+/* The directory part of `path` ("." when it has none, "/" for "/x"), as a
+ * malloc'd string; NULL when out of memory. */
+char *rs_path_dirname(const char *path);
+
 /* Current time. */
 int64_t rs_now_ms(void);           /* CLOCK_REALTIME */
 int64_t rs_monotonic_ms(void);     /* CLOCK_MONOTONIC */

@@ -25,16 +25,11 @@ static void report(struct check *c, enum rs_severity sev,
 		   const struct rs_conf_value *val, const char *key,
 		   const char *fmt, ...)
 {
-	struct rs_where w = rs_conf_where(c->cfg, sec, val);
-	char label[160], msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rs_conf_vreport(c->cfg, c->diags, sev, sec, val, key, fmt, ap);
 	va_end(ap);
-	rs_conf_section_label(sec, label, sizeof(label));
-	rs_diag_add(c->diags, sev, &w, label,
-		    key ? key : (val ? val->key->name : NULL), "%s", msg);
 }
 
 /* The value of key in sec when it parsed, else NULL. */

@@ -486,6 +486,26 @@ policy() {
 	assert_output_matches '^max_entries = 1000 +# \.\./etc/resync\.conf:3$'
 }
 
+@test "config-validate: -v lists the included files, in text and in JSON" {
+	conf main.conf <<-'EOF'
+	include = conf.d/*.conf
+	EOF
+	conf conf.d/10-cache.conf <<-'EOF'
+	[cache]
+	EOF
+	conf conf.d/20-log.conf <<-'EOF'
+	[log]
+	EOF
+	run rctl -v config-validate main.conf
+	assert_status 0
+	assert_output_has "main.conf: included conf.d/10-cache.conf" "main.conf: included conf.d/20-log.conf"
+	run rctl config-validate main.conf
+	assert_output_lacks "included"
+	run rctl --json config-validate main.conf
+	assert_status 0
+	[ "$(jq -c '.files[0].includes' <<<"$output")" = '["conf.d/10-cache.conf","conf.d/20-log.conf"]' ]
+}
+
 @test "config-validate: a glob include reads every match and reports problems in the included file" {
 	conf main.conf <<-'EOF'
 	include = conf.d/*.conf

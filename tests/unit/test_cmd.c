@@ -11,22 +11,8 @@
 #include "buf.h"
 #include "cmd.h"
 #include "tap.h"
+#include "testlib.h"
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	struct rs_buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	rs_buf_init(&b, 16 << 20);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		rs_buf_append(&b, chunk, n);
-	fclose(f);
-	return rs_buf_detach(&b);
-}
 
 /* The SYNOPSIS section as plain lines: font escapes dropped, "\-" -> "-",
  * requests (.nf, .B ...) dropped, whitespace squeezed. */

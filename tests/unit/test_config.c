@@ -40,7 +40,7 @@ static void test_values(void)
 	const struct rs_conf_section *up = rs_config_find(cfg, "upstream", "hwa");
 	const struct rs_conf_section *cors = rs_config_find(cfg, "cors", NULL);
 	const struct rs_conf_value *v;
-	char want[600];
+	char want[TEST_PATH_MAX];
 
 	is_int(d.errors + d.warnings, 0, "a clean file has no diagnostics");
 	dump_diags(&d);
@@ -130,7 +130,7 @@ static void test_include(void)
 	struct rs_config *cfg;
 	const struct rs_conf_value *v;
 
-	mkdir(strcat(strcpy((char[512]){ 0 }, tdir), "/conf.d"), 0755);
+	mkdir(strcat(strcpy((char[TEST_PATH_MAX]){ 0 }, tdir), "/conf.d"), 0755);
 	put_file("conf.d/10-cache.conf", "ttl = 10s\n[pool]\nmax_size = 40\n", 0644);
 	put_file("conf.d/20-up.conf", "[upstream hwa]\nurl = http://h:1\n", 0644);
 	put_file("conf.d/loop.inc", "include = ../main.conf\n", 0644);
@@ -164,7 +164,7 @@ static void test_env(void)
 	struct rs_config *cfg;
 	const struct rs_conf_section *s;
 	const struct rs_conf_value *v;
-	char fileenv[600];
+	char fileenv[TEST_PATH_MAX + 64];
 	const char *secret = put_file("hwa.pw", "s3cret\n", 0600);
 
 	snprintf(fileenv, sizeof(fileenv), "RESYNC_UPSTREAM_HWA_PASSWORD_FILE=%s", secret);
@@ -249,7 +249,7 @@ static void test_stdin_and_missing(void)
 {
 	struct rs_err err = RS_ERR_INIT;
 	struct rs_diags d;
-	char path[600];
+	char path[TEST_PATH_MAX];
 
 	rs_diags_init(&d);
 	snprintf(path, sizeof(path), "%s/does-not-exist.conf", tdir);
@@ -266,7 +266,7 @@ static void test_binary(void)
 	struct rs_diags d;
 	struct rs_config *cfg;
 	static const char junk[] = "[cache]\nttl = 1s\x00\x01\xff\n\x7f\x45LF\x02\n";
-	char path[600];
+	char path[TEST_PATH_MAX];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/bin.conf", tdir);

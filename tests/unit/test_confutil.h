@@ -12,14 +12,14 @@
 #include "config.h"
 #include "validate.h"
 
-static char tdir[256];
+#include "testlib.h"
+
+static struct tmpdir tmp;
+#define tdir (tmp.path)
 
 static void tdir_make(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	snprintf(tdir, sizeof(tdir), "%s/rs-test-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tdir)) {
+	if (make_tmpdir(&tmp, "config") < 0) {
 		perror("mkdtemp");
 		exit(2);
 	}
@@ -27,17 +27,13 @@ static void tdir_make(void)
 
 static void tdir_remove(void)
 {
-	char cmd[400];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tdir);
+	remove_tmpdir(&tmp);
 }
 
 /* Write `text` to tdir/name with `mode`; returns the path (static). */
 static const char *put_file(const char *name, const char *text, mode_t mode)
 {
-	static char path[512];
+	static char path[TEST_PATH_MAX];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", tdir, name);
@@ -62,7 +58,7 @@ static struct rs_config *load(const char *name, const char *text,
 	struct rs_config_options opt = { environment, envp ? envp : empty, false };
 	struct rs_err err = RS_ERR_INIT;
 	struct rs_config *cfg;
-	char path[512];
+	char path[TEST_PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s", put_file(name, text, 0644));
 	rs_diags_init(d);

@@ -4,8 +4,8 @@
  */
 #include "db.h"
 #include "tap.h"
+#include "testlib.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,49 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TEST_PATH_MAX 4096
-#define TEST_DIR_MAX 1024          /* leaves room in a path for a name */
 #define BUSY_TIMEOUT_TEST_MS 200
-
-struct tmpdir {
-	char path[TEST_DIR_MAX];
-};
-
-static int make_tmpdir(struct tmpdir *t, const char *name)
-{
-	const char *base = getenv("TMPDIR");
-
-	if (!base || !*base)
-		base = "/tmp";
-	snprintf(t->path, sizeof(t->path), "%s/resync-test-db-%s.XXXXXX",
-		 base, name);
-	return mkdtemp(t->path) ? 0 : -1;
-}
-
-/* The directories are flat: files only. */
-static void remove_tmpdir(struct tmpdir *t)
-{
-	char path[TEST_PATH_MAX];
-	struct dirent *e;
-	DIR *d = opendir(t->path);
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", t->path,
-				 e->d_name);
-			remove(path);
-		}
-		closedir(d);
-	}
-	rmdir(t->path);
-}
-
-static void join(char *out, const struct tmpdir *t, const char *name)
-{
-	snprintf(out, TEST_PATH_MAX, "%s/%s", t->path, name);
-}
 
 static int exists(const char *path)
 {
@@ -65,7 +23,7 @@ static int exists(const char *path)
 }
 
 /* The whole file in *out (malloc'd), its size in *len. */
-static int slurp(const char *path, char **out, size_t *len)
+static int slurp_bytes(const char *path, char **out, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	long size;
@@ -312,7 +270,7 @@ static void test_newer_schema_refused(void)
 	       0, "newer: pretend a newer build wrote the file");
 	rs_db_close(db);
 
-	slurp(path, &before, &before_len);
+	slurp_bytes(path, &before, &before_len);
 	snprintf(want, sizeof(want),
 		 "database '%s' has schema version 999, newer than this build supports (1); upgrade resync",
 		 path);
@@ -324,7 +282,7 @@ static void test_newer_schema_refused(void)
 	is_int(rs_db_open(&db, path, &ro, &err), -1,
 	       "newer: read-only open refused too");
 	is_str(err.msg, want, "newer: same message read-only");
-	slurp(path, &after, &after_len);
+	slurp_bytes(path, &after, &after_len);
 	ok(before && after && before_len == after_len &&
 		   memcmp(before, after, before_len) == 0,
 	   "newer: file not modified");
@@ -376,7 +334,7 @@ static void test_not_a_database(void)
 	is_int(rs_db_open(&db, path, &ro, &err), -1,
 	       "garbage: read-only open fails");
 	is_str(err.msg, want, "garbage: same message read-only");
-	slurp(path, &after, &after_len);
+	slurp_bytes(path, &after, &after_len);
 	ok(after && after_len == sizeof(garbage) &&
 		   memcmp(after, garbage, sizeof(garbage)) == 0,
 	   "garbage: file not modified");

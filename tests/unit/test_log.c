@@ -6,8 +6,8 @@
  */
 #include "log.h"
 #include "tap.h"
+#include "testlib.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,82 +18,9 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#define TEST_PATH_MAX 4096
-#define TEST_DIR_MAX 1024          /* leaves room in a path for a name */
 #define N_THREADS 4
 #define LINES_PER_THREAD 1000
 #define LINE_MAX_BYTES 8192
-
-struct tmpdir {
-	char path[TEST_DIR_MAX];
-};
-
-static int make_tmpdir(struct tmpdir *t, const char *name)
-{
-	const char *base = getenv("TMPDIR");
-
-	if (!base || !*base)
-		base = "/tmp";
-	snprintf(t->path, sizeof(t->path), "%s/resync-test-log-%s.XXXXXX",
-		 base, name);
-	return mkdtemp(t->path) ? 0 : -1;
-}
-
-/* The directories are flat: files and at most empty directories. */
-static void remove_tmpdir(struct tmpdir *t)
-{
-	char path[TEST_PATH_MAX];
-	struct dirent *e;
-	DIR *d = opendir(t->path);
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", t->path,
-				 e->d_name);
-			remove(path);
-		}
-		closedir(d);
-	}
-	rmdir(t->path);
-}
-
-static void join(char *out, const struct tmpdir *t, const char *name)
-{
-	snprintf(out, TEST_PATH_MAX, "%s/%s", t->path, name);
-}
-
-/* The whole file, NUL-terminated; NULL if it cannot be read. */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (cap - len < 4096) {
-			char *p = realloc(buf, cap + 65536);
-
-			if (!p) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = p;
-			cap += 65536;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	buf[len] = '\0';
-	fclose(f);
-	return buf;
-}
 
 static int count_lines(const char *s)
 {

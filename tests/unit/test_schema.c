@@ -14,6 +14,7 @@
 #include "config.h"
 #include "schema.h"
 #include "tap.h"
+#include "testlib.h"
 #include "util.h"
 
 #define BEGIN_MARK ".\\\" BEGIN GENERATED KEYS (make update-man)\n"
@@ -101,22 +102,6 @@ static void gen_keys(struct rs_buf *b)
 			}
 		}
 	}
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	struct rs_buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	rs_buf_init(&b, 16 << 20);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		rs_buf_append(&b, chunk, n);
-	fclose(f);
-	return rs_buf_detach(&b);
 }
 
 static const char *srcdir(void)
