@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "buf.h"
+#include "crc32c.h"
 #include "tap.h"
 #include "util.h"
 
@@ -171,5 +172,9 @@ int main(void)
 	ok(rs_monotonic_ms() > 0 && rs_now_ms() > 1600000000000LL, "clocks");
 
 	test_buf();
+	is_int(rs_crc32c_final(rs_crc32c_update(RS_CRC32C_INIT, "123456789", 9)),
+	       0xE3069283u, "CRC-32C check value of \"123456789\"");
+	is_int(rs_crc32c_final(rs_crc32c_update(rs_crc32c_update(RS_CRC32C_INIT, "1234", 4), "56789", 5)),
+	       0xE3069283u, "CRC-32C is incremental");
 	return tap_done();
 }
