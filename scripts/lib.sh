@@ -6,7 +6,7 @@ BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev
 	libssl-dev zlib1g-dev)
 # ... and to run its tests.
-TEST_DEPS=(bats jq sqlite3 valgrind)
+TEST_DEPS=(bats jq sqlite3 valgrind clang)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }

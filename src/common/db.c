@@ -76,6 +76,33 @@ static const struct migration migrations[] = {
 		       "	checksum INTEGER NOT NULL\n"
 		       ");",
 	},
+	{
+		/* Cache snapshots (snapshot.c).  AUTOINCREMENT so an id
+		 * is never handed out twice: "restore 12" must not find a
+		 * newer image after 12 was deleted.  The rows are WITHOUT
+		 * ROWID and keyed (snapshot_id, idx): a snapshot writes
+		 * them in idx order, so every insert appends to the
+		 * b-tree, and reading one snapshot is one range scan. */
+		.version = 3,
+		.sql = "CREATE TABLE cache_snapshot (\n"
+		       "	id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+		       "	time_ms INTEGER NOT NULL,\n"
+		       "	last_seq INTEGER NOT NULL,\n"
+		       "	entries INTEGER NOT NULL,\n"
+		       "	bytes INTEGER NOT NULL,\n"
+		       "	checksum INTEGER NOT NULL,\n"
+		       "	state TEXT NOT NULL\n"
+		       ");\n"
+		       "CREATE TABLE cache_snapshot_row (\n"
+		       "	snapshot_id INTEGER NOT NULL,\n"
+		       "	idx INTEGER NOT NULL,\n"
+		       "	key BLOB NOT NULL,\n"
+		       "	value BLOB NOT NULL,\n"
+		       "	stored_ms INTEGER NOT NULL,\n"
+		       "	expires_ms INTEGER NOT NULL,\n"
+		       "	PRIMARY KEY (snapshot_id, idx)\n"
+		       ") WITHOUT ROWID;",
+	},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
