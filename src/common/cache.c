@@ -21,124 +21,7 @@
  *    counters drop as the entry is unlinked, so for a moment the process
  *    holds a little more memory than is accounted.
  */
-#include "cache.h"
-
-#include <endian.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "util.h"
-
-#define BUCKETS_INITIAL 16
-/* Rounds of "reserve, else evict the deficit" a set makes before it gives
- * up: each round evicts what the bound lacks, so only writers that keep
- * taking the freed room can exhaust them. */
-#define SET_ROUNDS_MAX 100
-#define KEY_SHOWN_MAX 64           /* key bytes quoted in a message */
-#define HOT_SHARD_MIN_OPS 1000
-#define HOT_SHARD_FACTOR 2
-#define BG_BATCH_BASE 256
-#define BG_BATCH_MAX 16384
-#define BG_RATE_UNIT 1000.0        /* sets/s that add one base batch */
-#define RATE_TAU_MS 5000.0         /* EWMA time constant */
-
-/* 62 bytes before the data: with a short key and a 200-byte value the
- * allocation stays within glibc's 288-byte chunk (memory per entry is what
- * the cache's bound and the issue's 1.5x-payload target are about).  Hence
- * the 32-bit fields: the hash keeps its low 32 bits (shard and bucket bits
- * come from them), the stored time is kept as its distance to the expiry
- * (TTLs are under 49 days), the refresh ticket's end as an offset from the
- * expiry, and the accounted size is recomputed (malloc_usable_size is fixed
- * for the life of an allocation). */
-struct entry {
-	struct entry *hnext;       /* hash chain */
-	struct entry *prev, *next; /* LRU list, head = most recent */
-	uint64_t tick;             /* recency, from rs_cache.tick */
-	int64_t expires_ms;
-	uint32_t hash;
-	uint32_t age_ms;           /* expires_ms - stored_ms */
-	int32_t refresh_ms;        /* ticket out until expires_ms + refresh_ms */
-	uint32_t heap_idx;
-	uint32_t vlen;
-	uint16_t klen;
-	char data[];               /* key, NUL, value, NUL */
-};
-_Static_assert(offsetof(struct entry, data) <= 64,
-	       "the entry header must stay within 64 bytes");
-
-/* One load in progress; lives in its shard's list until done, and until
- * the last of the leader and its waiters lets go (refs). */
-struct flight {
-	struct flight *next;
-	uint64_t hash;
-	pthread_cond_t cond;
-	unsigned refs;
-	bool done, ok;
-	char *val;                 /* NUL-terminated copy when ok */
-	size_t vlen;
-	int64_t stored_ms, expires_ms;
-	char msg[RS_ERR_MSG_MAX];  /* the loader's error when !ok */
-	size_t klen;
-	char key[];
-};
-
-struct counters {
-	uint64_t gets, sets, hits, misses, stale_hits, deletes, purged;
-	uint64_t expirations, evictions_expired, evictions_lru;
-	uint64_t writer_evictions, refresh_tickets;
-	uint64_t loads, load_failures, load_waits, load_timeouts;
-};
-
-struct shard {
-	/* Aligned so two shards' locks never share a cache line. */
-	_Alignas(64) pthread_mutex_t lock;
-	/* Everything below is guarded by lock, except the two hints. */
-	struct entry **buckets;
-	size_t nbuckets;           /* power of two */
-	struct entry *head, *tail;
-	struct entry **heap;       /* min-heap by expires_ms */
-	uint32_t heap_len, heap_cap;
-	struct flight *flights;
-	uint64_t entries, bytes;
-	struct counters n;
-	/* Written under lock, read without it by evicting threads. */
-	_Atomic uint64_t tail_tick;        /* UINT64_MAX when empty */
-	_Atomic int64_t min_deadline_ms;   /* INT64_MAX when empty */
-};
-
-struct rs_cache {
-	struct shard *shards;
-	size_t nshards;
-	unsigned shard_bits;
-	uint64_t max_entries, max_bytes;
-	int64_t default_ttl_ms, swr_ms, sie_ms, max_stale_ms;
-	size_t max_key, max_value;
-	double high_water, low_water;
-	int64_t (*clock_ms)(void *arg);
-	void *clock_arg;
-	uint64_t sip_k0, sip_k1;
-	pthread_condattr_t condattr;       /* CLOCK_MONOTONIC */
-
-	_Atomic uint64_t entries, bytes;   /* the bounded counters */
-	_Atomic uint64_t tick;
-	_Atomic uint64_t sets_total, rejected, no_room;
-
-	pthread_mutex_t rate_lock;         /* guards the fields below */
-	double rate_per_s;
-	int64_t rate_ms;
-	uint64_t rate_sets;
-	bool rate_known, bg_active;
-};
+#include "cache_int.h"
 
 /* --- hashing -------------------------------------------------------------- */
 
@@ -185,8 +68,8 @@ static uint64_t siphash13(uint64_t k0, uint64_t k1, const void *data,
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-static uint32_t key_hash(const struct rs_cache *c, const void *key,
-			 size_t klen)
+uint32_t cache_key_hash(const struct rs_cache *c, const void *key,
+			size_t klen)
 {
 	return (uint32_t)siphash13(c->sip_k0, c->sip_k1, key, klen);
 }
@@ -233,102 +116,6 @@ static int seed_hash(struct rs_cache *c, struct rs_err *err)
 	return 0;
 }
 
-/* --- small helpers -------------------------------------------------------- */
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	if (b > 0 && a > INT64_MAX - b)
-		return INT64_MAX;
-	if (b < 0 && a < INT64_MIN - b)
-		return INT64_MIN;
-	return a + b;
-}
-
-static int64_t now_ms(const struct rs_cache *c)
-{
-	return c->clock_ms ? c->clock_ms(c->clock_arg) : rs_now_ms();
-}
-
-static int shown_len(size_t klen)
-{
-	return (int)(klen > KEY_SHOWN_MAX ? KEY_SHOWN_MAX : klen);
-}
-
-static const char *shown_more(size_t klen)
-{
-	return klen > KEY_SHOWN_MAX ? "..." : "";
-}
-
-static const char *key_of(const struct entry *e)
-{
-	return e->data;
-}
-
-static const char *val_of(const struct entry *e)
-{
-	return e->data + e->klen + 1;
-}
-
-static uint32_t entry_bytes(const struct entry *e)
-{
-	return (uint32_t)(malloc_usable_size((void *)e) +
-			  RS_CACHE_INDEX_BYTES_PER_ENTRY);
-}
-
-static int64_t stored_of(const struct entry *e)
-{
-	return e->expires_ms - (int64_t)e->age_ms;
-}
-
-static int64_t refresh_until(const struct entry *e)
-{
-	return sat_add(e->expires_ms, e->refresh_ms);
-}
-
-static void set_refresh_until(struct entry *e, int64_t at)
-{
-	int64_t d = at - e->expires_ms;
-
-	e->refresh_ms = d > INT32_MAX ? INT32_MAX :
-			d < INT32_MIN ? INT32_MIN : (int32_t)d;
-}
-
-static int64_t deadline_of(const struct rs_cache *c, const struct entry *e)
-{
-	return sat_add(e->expires_ms, c->max_stale_ms);
-}
-
-static struct shard *shard_of(struct rs_cache *c, uint64_t h)
-{
-	return &c->shards[h & (c->nshards - 1)];
-}
-
-static size_t bucket_of(const struct rs_cache *c, const struct shard *s,
-			uint64_t h)
-{
-	return (size_t)(h >> c->shard_bits) & (s->nbuckets - 1);
-}
-
-static void lock(struct shard *s)
-{
-	pthread_mutex_lock(&s->lock);
-}
-
-static void unlock(struct shard *s)
-{
-	pthread_mutex_unlock(&s->lock);
-}
-
-static void free_chain(struct entry *e)
-{
-	struct entry *next;
-
-	for (; e; e = next) {
-		next = e->hnext;
-		free(e);
-	}
-}
-
 /* --- the bounded counters ------------------------------------------------- */
 
 static bool reserve_one(_Atomic uint64_t *ctr, uint64_t n, uint64_t max)
@@ -366,7 +153,7 @@ static void release(struct rs_cache *c, uint64_t ne, uint64_t nb)
 
 /* --- one shard: table, LRU, heap; all under s->lock ----------------------- */
 
-static void publish(struct shard *s, const struct rs_cache *c)
+void cache_publish(struct shard *s, const struct rs_cache *c)
 {
 	atomic_store_explicit(&s->tail_tick,
 			      s->tail ? s->tail->tick : UINT64_MAX,
@@ -377,8 +164,8 @@ static void publish(struct shard *s, const struct rs_cache *c)
 			      memory_order_relaxed);
 }
 
-static struct entry *find(const struct rs_cache *c, const struct shard *s,
-			  uint64_t h, const void *key, size_t klen)
+struct entry *cache_find(const struct rs_cache *c, const struct shard *s,
+			 uint64_t h, const void *key, size_t klen)
 {
 	struct entry *e = s->buckets[bucket_of(c, s, h)];
 
@@ -538,8 +325,8 @@ static void detach(const struct rs_cache *c, struct shard *s,
 }
 
 /* Detach, release the room and queue e on *dead for freeing. */
-static void drop(struct rs_cache *c, struct shard *s, struct entry *e,
-		 struct entry **dead)
+void cache_drop(struct rs_cache *c, struct shard *s, struct entry *e,
+		struct entry **dead)
 {
 	detach(c, s, e);
 	release(c, 1, entry_bytes(e));
@@ -547,14 +334,14 @@ static void drop(struct rs_cache *c, struct shard *s, struct entry *e,
 	*dead = e;
 }
 
-static uint64_t next_tick(struct rs_cache *c)
+uint64_t cache_next_tick(struct rs_cache *c)
 {
 	return atomic_fetch_add_explicit(&c->tick, 1, memory_order_relaxed);
 }
 
-static void touch(struct rs_cache *c, struct shard *s, struct entry *e)
+void cache_touch(struct rs_cache *c, struct shard *s, struct entry *e)
 {
-	e->tick = next_tick(c);
+	e->tick = cache_next_tick(c);
 	if (s->head != e) {
 		lru_unlink(s, e);
 		lru_push(s, e);
@@ -566,8 +353,8 @@ static void touch(struct rs_cache *c, struct shard *s, struct entry *e)
 /* Evict until `want_e` entries and `want_b` bytes have been freed, at most
  * `max_n` entries: entries past their windows first, from any shard, then
  * the least recently used of the whole cache.  One shard lock at a time. */
-static uint64_t evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
-		      uint64_t max_n, int64_t now, bool writer)
+uint64_t cache_evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
+		     uint64_t max_n, int64_t now, bool writer)
 {
 	uint64_t got_e = 0, got_b = 0, tt, best_tick;
 	struct shard *s, *best;
@@ -587,12 +374,12 @@ static uint64_t evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
 			e = s->heap[0];
 			got_e++;
 			got_b += entry_bytes(e);
-			drop(c, s, e, &dead);
+			cache_drop(c, s, e, &dead);
 			s->n.evictions_expired++;
 			if (writer)
 				s->n.writer_evictions++;
 		}
-		publish(s, c);
+		cache_publish(s, c);
 		unlock(s);
 		free_chain(dead);
 	}
@@ -623,11 +410,11 @@ static uint64_t evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
 				best->n.evictions_lru++;
 			if (writer)
 				best->n.writer_evictions++;
-			drop(c, best, e, &dead);
+			cache_drop(c, best, e, &dead);
 		} else {
 			empty++;
 		}
-		publish(best, c);
+		cache_publish(best, c);
 		unlock(best);
 		free_chain(dead);
 	}
@@ -637,7 +424,7 @@ static uint64_t evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
 
 /* --- lookup --------------------------------------------------------------- */
 
-static int copy_out(const struct entry *e, struct rs_cache_value *out)
+int cache_copy_out(const struct entry *e, struct rs_cache_value *out)
 {
 	if (!out)
 		return 0;
@@ -654,12 +441,12 @@ static int copy_out(const struct entry *e, struct rs_cache_value *out)
 
 /* The heart of get, under s->lock.  `count` is false for the second look
  * a failed load takes, so one call is one get in the statistics. */
-static int lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
-			 const void *key, size_t klen, unsigned allow,
-			 int64_t now, bool count, struct rs_cache_value *out,
-			 struct entry **dead)
+int cache_lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
+			const void *key, size_t klen, unsigned allow,
+			int64_t now, bool count, struct rs_cache_value *out,
+			struct entry **dead)
 {
-	struct entry *e = find(c, s, h, key, klen);
+	struct entry *e = cache_find(c, s, h, key, klen);
 	int st = RS_CACHE_MISS;
 	bool ticket = false;
 	int64_t past;
@@ -669,9 +456,9 @@ static int lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
 	if (!e)
 		goto miss;
 	if (now >= deadline_of(c, e)) {
-		drop(c, s, e, dead);
+		cache_drop(c, s, e, dead);
 		s->n.expirations++;
-		publish(s, c);
+		cache_publish(s, c);
 		goto miss;
 	}
 	if (now < e->expires_ms) {
@@ -688,7 +475,7 @@ static int lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
 			goto miss;
 		}
 	}
-	if (copy_out(e, out) < 0)
+	if (cache_copy_out(e, out) < 0)
 		return -1;
 	if (ticket) {
 		set_refresh_until(e, sat_add(now,
@@ -698,8 +485,8 @@ static int lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
 		if (out)
 			out->refresh = true;
 	}
-	touch(c, s, e);
-	publish(s, c);
+	cache_touch(c, s, e);
+	cache_publish(s, c);
 	if (count) {
 		if (st == RS_CACHE_HIT)
 			s->n.hits++;
@@ -734,10 +521,10 @@ int rs_cache_get(struct rs_cache *c, const void *key, size_t klen,
 		memset(out, 0, sizeof(*out));
 	if (!key || klen == 0 || klen > c->max_key)
 		return RS_CACHE_MISS;
-	h = key_hash(c, key, klen);
+	h = cache_key_hash(c, key, klen);
 	s = shard_of(c, h);
 	lock(s);
-	st = lookup_locked(c, s, h, key, klen, allow_stale, now_ms(c), true,
+	st = cache_lookup_locked(c, s, h, key, klen, allow_stale, now_ms(c), true,
 			   out, &dead);
 	unlock(s);
 	free_chain(dead);
@@ -746,8 +533,8 @@ int rs_cache_get(struct rs_cache *c, const void *key, size_t klen,
 
 /* --- store ---------------------------------------------------------------- */
 
-static int check_key(struct rs_cache *c, const void *key, size_t klen,
-		     struct rs_err *err)
+int cache_check_key(struct rs_cache *c, const void *key, size_t klen,
+		    struct rs_err *err)
 {
 	if (!key || klen == 0)
 		return rs_err_set(err, "key is empty");
@@ -775,15 +562,15 @@ static int check_value(struct rs_cache *c, const void *key, size_t klen,
 /* Remove key's entry, if any, without counting it as a delete. */
 static void remove_key(struct rs_cache *c, const void *key, size_t klen)
 {
-	uint64_t h = key_hash(c, key, klen);
+	uint64_t h = cache_key_hash(c, key, klen);
 	struct shard *s = shard_of(c, h);
 	struct entry *e, *dead = NULL;
 
 	lock(s);
-	e = find(c, s, h, key, klen);
+	e = cache_find(c, s, h, key, klen);
 	if (e) {
-		drop(c, s, e, &dead);
-		publish(s, c);
+		cache_drop(c, s, e, &dead);
+		cache_publish(s, c);
 	}
 	unlock(s);
 	free_chain(dead);
@@ -792,9 +579,9 @@ static void remove_key(struct rs_cache *c, const void *key, size_t klen)
 /* Store with absolute times: 0 stored, 1 already past its windows at
  * `now`, -1.  The caller reads the clock once, so a set with a short TTL
  * cannot expire between computing its expiry and checking it. */
-static int store(struct rs_cache *c, const void *key, size_t klen,
-		 const void *val, size_t vlen, int64_t stored_ms,
-		 int64_t expires_ms, int64_t now, struct rs_err *err)
+int cache_store(struct rs_cache *c, const void *key, size_t klen,
+		const void *val, size_t vlen, int64_t stored_ms,
+		int64_t expires_ms, int64_t now, struct rs_err *err)
 {
 	size_t hdr = offsetof(struct entry, data);
 	uint64_t ne, nb, cur_e, cur_b, want_e, want_b;
@@ -802,7 +589,7 @@ static int store(struct rs_cache *c, const void *key, size_t klen,
 	struct shard *s;
 	int round;
 
-	if (check_key(c, key, klen, err) < 0 ||
+	if (cache_check_key(c, key, klen, err) < 0 ||
 	    check_value(c, key, klen, val, vlen, err) < 0)
 		goto rejected;
 	if (now >= sat_add(expires_ms, c->max_stale_ms)) {
@@ -824,7 +611,7 @@ static int store(struct rs_cache *c, const void *key, size_t klen,
 	e->data[klen + 1 + vlen] = '\0';
 	e->klen = (uint16_t)klen;
 	e->vlen = (uint32_t)vlen;
-	e->hash = key_hash(c, key, klen);
+	e->hash = cache_key_hash(c, key, klen);
 	e->expires_ms = expires_ms;
 	e->age_ms = stored_ms > expires_ms ? 0 :
 		    expires_ms - stored_ms > UINT32_MAX ? UINT32_MAX :
@@ -837,7 +624,7 @@ static int store(struct rs_cache *c, const void *key, size_t klen,
 	s = shard_of(c, e->hash);
 	for (round = 0;; round++) {
 		lock(s);
-		old = find(c, s, e->hash, key, klen);
+		old = cache_find(c, s, e->hash, key, klen);
 		ne = old ? 0 : 1;
 		nb = old ? (entry_bytes(e) > entry_bytes(old) ? entry_bytes(e) - entry_bytes(old) : 0)
 			 : entry_bytes(e);
@@ -866,7 +653,7 @@ static int store(struct rs_cache *c, const void *key, size_t klen,
 		want_b = cur_b + nb > c->max_bytes ?
 			 cur_b + nb - c->max_bytes : 0;
 		if ((want_e || want_b) &&
-		    evict(c, want_e, want_b, UINT64_MAX, now, true) == 0)
+		    cache_evict(c, want_e, want_b, UINT64_MAX, now, true) == 0)
 			sched_yield();  /* the room is in other sets' hands */
 	}
 	/* Room is reserved and s is locked. */
@@ -879,10 +666,10 @@ static int store(struct rs_cache *c, const void *key, size_t klen,
 						  memory_order_relaxed);
 		dead = old;
 	}
-	e->tick = next_tick(c);
+	e->tick = cache_next_tick(c);
 	link_entry(c, s, e);
 	s->n.sets++;
-	publish(s, c);
+	cache_publish(s, c);
 	unlock(s);
 	free_chain(dead);
 	atomic_fetch_add_explicit(&c->sets_total, 1, memory_order_relaxed);
@@ -906,7 +693,7 @@ int rs_cache_set(struct rs_cache *c, const void *key, size_t klen,
 
 	if (ttl_ms < 0)
 		ttl_ms = c->default_ttl_ms;
-	return store(c, key, klen, val, vlen, now, sat_add(now, ttl_ms), now,
+	return cache_store(c, key, klen, val, vlen, now, sat_add(now, ttl_ms), now,
 		     err);
 }
 
@@ -914,7 +701,7 @@ int rs_cache_set_at(struct rs_cache *c, const void *key, size_t klen,
 		    const void *val, size_t vlen, int64_t stored_ms,
 		    int64_t expires_ms, struct rs_err *err)
 {
-	return store(c, key, klen, val, vlen, stored_ms, expires_ms, now_ms(c),
+	return cache_store(c, key, klen, val, vlen, stored_ms, expires_ms, now_ms(c),
 		     err);
 }
 
@@ -926,14 +713,14 @@ int rs_cache_delete(struct rs_cache *c, const void *key, size_t klen)
 
 	if (!key || klen == 0 || klen > c->max_key)
 		return 0;
-	h = key_hash(c, key, klen);
+	h = cache_key_hash(c, key, klen);
 	s = shard_of(c, h);
 	lock(s);
-	e = find(c, s, h, key, klen);
+	e = cache_find(c, s, h, key, klen);
 	if (e) {
-		drop(c, s, e, &dead);
+		cache_drop(c, s, e, &dead);
 		s->n.deletes++;
-		publish(s, c);
+		cache_publish(s, c);
 	}
 	unlock(s);
 	free_chain(dead);
@@ -956,501 +743,15 @@ uint64_t rs_cache_purge(struct rs_cache *c, const void *prefix, size_t plen)
 			if (plen && (e->klen < plen ||
 				     memcmp(key_of(e), prefix, plen) != 0))
 				continue;
-			drop(c, s, e, &dead);
+			cache_drop(c, s, e, &dead);
 			s->n.purged++;
 			n++;
 		}
-		publish(s, c);
+		cache_publish(s, c);
 		unlock(s);
 		free_chain(dead);
 	}
 	return n;
-}
-
-/* --- single flight -------------------------------------------------------- */
-
-static struct flight *find_flight(struct shard *s, uint64_t h,
-				  const void *key, size_t klen)
-{
-	struct flight *f;
-
-	for (f = s->flights; f; f = f->next)
-		if (f->hash == h && f->klen == klen &&
-		    memcmp(f->key, key, klen) == 0)
-			return f;
-	return NULL;
-}
-
-static void unlink_flight(struct shard *s, struct flight *f)
-{
-	struct flight **pp = &s->flights;
-
-	while (*pp != f)
-		pp = &(*pp)->next;
-	*pp = f->next;
-}
-
-static void free_flight(struct flight *f)
-{
-	if (!f)
-		return;
-	pthread_cond_destroy(&f->cond);
-	free(f->val);
-	free(f);
-}
-
-/* What a finished flight means for one of its callers, under s->lock. */
-static int flight_result(struct rs_cache *c, struct shard *s,
-			 struct flight *f, struct rs_cache_value *out,
-			 struct entry **dead, struct rs_err *err)
-{
-	int st;
-
-	if (f->ok) {
-		if (out) {
-			out->data = malloc(f->vlen + 1);
-			if (!out->data)
-				return rs_err_set(err, "out of memory");
-			memcpy(out->data, f->val, f->vlen + 1);
-			out->len = f->vlen;
-			out->stored_ms = f->stored_ms;
-			out->expires_ms = f->expires_ms;
-		}
-		return RS_CACHE_MISS;
-	}
-	st = lookup_locked(c, s, f->hash, f->key, f->klen,
-			   RS_CACHE_ALLOW_ERROR, now_ms(c), false, out, dead);
-	if (st == RS_CACHE_STALE)
-		return st;
-	if (st < 0)
-		return rs_err_set(err, "out of memory");
-	return rs_err_set(err, "%s", f->msg);
-}
-
-static void deadline_in(struct timespec *ts, int64_t wait_ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	if (wait_ms < 0)
-		wait_ms = 0;
-	ts->tv_sec += (time_t)(wait_ms / 1000);
-	ts->tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-/* A waiter's side: s is locked and f->refs counts us. */
-static int wait_flight(struct rs_cache *c, struct shard *s, struct flight *f,
-		       int64_t wait_ms, struct rs_cache_value *out,
-		       struct entry **dead, struct flight **gone,
-		       struct rs_err *err)
-{
-	struct timespec ts;
-	int rc = 0, st;
-
-	deadline_in(&ts, wait_ms);
-	while (!f->done && rc == 0)
-		rc = pthread_cond_timedwait(&f->cond, &s->lock, &ts);
-	if (f->done) {
-		st = flight_result(c, s, f, out, dead, err);
-	} else {
-		s->n.load_timeouts++;
-		st = rs_err_set(err,
-				"timed out waiting for the load of '%.*s%s'",
-				shown_len(f->klen), f->key,
-				shown_more(f->klen));
-	}
-	if (--f->refs == 0)
-		*gone = f;
-	return st;
-}
-
-/* The leader's side, no lock held: run the loader, store and publish. */
-static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
-		       rs_cache_loader load, void *arg,
-		       struct rs_cache_value *out, struct rs_err *err)
-{
-	struct rs_err lerr = RS_ERR_INIT;
-	struct entry *dead = NULL;
-	struct flight *gone = NULL;
-	void *val = NULL;
-	char *copy = NULL;
-	size_t vlen = 0;
-	int64_t ttl = -1, now;
-	int rc, st;
-
-	rc = load(arg, f->key, f->klen, &val, &vlen, &ttl, &lerr);
-	if (rc == 0 && !val && vlen)
-		rc = rs_err_set(&lerr,
-				"the loader of '%.*s%s' returned no value",
-				shown_len(f->klen), f->key,
-				shown_more(f->klen));
-	if (rc == 0) {
-		now = now_ms(c);
-		if (ttl < 0)
-			ttl = c->default_ttl_ms;
-		f->stored_ms = now;
-		f->expires_ms = sat_add(now, ttl);
-		/* Still served when it cannot be cached (counted). */
-		store(c, f->key, f->klen, val, vlen, f->stored_ms,
-		      f->expires_ms, now, NULL);
-		copy = malloc(vlen + 1);
-		if (copy) {
-			if (vlen)
-				memcpy(copy, val, vlen);
-			copy[vlen] = '\0';
-		} else {
-			rc = rs_err_set(&lerr, "out of memory");
-		}
-	} else if (!lerr.msg[0]) {
-		rs_err_set(&lerr, "loading '%.*s%s' failed",
-			   shown_len(f->klen), f->key, shown_more(f->klen));
-	}
-	free(val);
-
-	lock(s);
-	f->done = true;
-	f->ok = rc == 0;
-	f->val = copy;
-	f->vlen = vlen;
-	if (!f->ok) {
-		memcpy(f->msg, lerr.msg, sizeof(f->msg));
-		s->n.load_failures++;
-	}
-	unlink_flight(s, f);
-	pthread_cond_broadcast(&f->cond);
-	st = flight_result(c, s, f, out, &dead, err);
-	if (--f->refs == 0)
-		gone = f;
-	unlock(s);
-	free_chain(dead);
-	free_flight(gone);
-	return st;
-}
-
-int rs_cache_get_or_load(struct rs_cache *c, const void *key, size_t klen,
-			 rs_cache_loader load, void *arg, int64_t wait_ms,
-			 struct rs_cache_value *out, struct rs_err *err)
-{
-	struct entry *dead = NULL;
-	struct flight *f, *gone = NULL;
-	struct shard *s;
-	uint64_t h;
-	int st;
-
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (check_key(c, key, klen, err) < 0)
-		return -1;
-	if (!load)
-		return rs_err_set(err, "no loader for '%.*s%s'",
-				  shown_len(klen), (const char *)key,
-				  shown_more(klen));
-	h = key_hash(c, key, klen);
-	s = shard_of(c, h);
-	lock(s);
-	st = lookup_locked(c, s, h, key, klen, 0, now_ms(c), true, out, &dead);
-	if (st != RS_CACHE_MISS) {
-		unlock(s);
-		free_chain(dead);
-		if (st < 0)
-			return rs_err_set(err, "out of memory");
-		return st;
-	}
-	f = find_flight(s, h, key, klen);
-	if (f) {
-		f->refs++;
-		s->n.load_waits++;
-		st = wait_flight(c, s, f, wait_ms, out, &dead, &gone, err);
-		unlock(s);
-		free_chain(dead);
-		free_flight(gone);
-		return st;
-	}
-	f = calloc(1, sizeof(*f) + klen + 1);
-	if (!f || pthread_cond_init(&f->cond, &c->condattr) != 0) {
-		unlock(s);
-		free_chain(dead);
-		free(f);
-		return rs_err_set(err, "out of memory");
-	}
-	f->hash = h;
-	f->klen = klen;
-	memcpy(f->key, key, klen);
-	f->refs = 1;
-	f->next = s->flights;
-	s->flights = f;
-	s->n.loads++;
-	unlock(s);
-	free_chain(dead);
-	return lead_flight(c, s, f, load, arg, out, err);
-}
-
-/* --- housekeeping --------------------------------------------------------- */
-
-uint64_t rs_cache_sweep(struct rs_cache *c, size_t max_per_shard)
-{
-	int64_t now = now_ms(c);
-	struct entry *dead;
-	uint64_t n = 0;
-	size_t i, k;
-
-	for (i = 0; i < c->nshards; i++) {
-		struct shard *s = &c->shards[i];
-
-		if (atomic_load_explicit(&s->min_deadline_ms,
-					 memory_order_relaxed) > now)
-			continue;
-		dead = NULL;
-		lock(s);
-		for (k = 0; k < max_per_shard && s->heap_len &&
-			    deadline_of(c, s->heap[0]) <= now; k++) {
-			drop(c, s, s->heap[0], &dead);
-			s->n.expirations++;
-			n++;
-		}
-		publish(s, c);
-		unlock(s);
-		free_chain(dead);
-	}
-	return n;
-}
-
-/* Fold the sets since the last call into the EWMA; under rate_lock.  The
- * weight dt / (dt + tau) approximates 1 - exp(-dt / tau) without libm. */
-static void update_rate(struct rs_cache *c, int64_t now)
-{
-	uint64_t sets = atomic_load_explicit(&c->sets_total,
-					     memory_order_relaxed);
-	double dt = (double)(now - c->rate_ms), inst, w;
-
-	if (dt <= 0)
-		return;
-	inst = (double)(sets - c->rate_sets) * 1000.0 / dt;
-	w = c->rate_known ? dt / (dt + RATE_TAU_MS) : 1.0;
-	c->rate_per_s += w * (inst - c->rate_per_s);
-	c->rate_known = true;
-	c->rate_ms = now;
-	c->rate_sets = sets;
-}
-
-static uint64_t water(uint64_t bound, double frac)
-{
-	return (uint64_t)((double)bound * frac);
-}
-
-uint64_t rs_cache_evict_background(struct rs_cache *c)
-{
-	int64_t now = now_ms(c);
-	uint64_t e, b, low_e, low_b, mid_e, mid_b, batch, n;
-	double rate, mid = (c->high_water + 1.0) / 2;
-
-	e = atomic_load_explicit(&c->entries, memory_order_relaxed);
-	b = atomic_load_explicit(&c->bytes, memory_order_relaxed);
-	low_e = water(c->max_entries, c->low_water);
-	low_b = water(c->max_bytes, c->low_water);
-	pthread_mutex_lock(&c->rate_lock);
-	update_rate(c, now);
-	rate = c->rate_per_s;
-	if (e > water(c->max_entries, c->high_water) ||
-	    b > water(c->max_bytes, c->high_water))
-		c->bg_active = true;
-	else if (e <= low_e && b <= low_b)
-		c->bg_active = false;
-	if (!c->bg_active) {
-		pthread_mutex_unlock(&c->rate_lock);
-		return 0;
-	}
-	pthread_mutex_unlock(&c->rate_lock);
-
-	batch = (uint64_t)(BG_BATCH_BASE * (1.0 + rate / BG_RATE_UNIT));
-	mid_e = water(c->max_entries, mid);
-	mid_b = water(c->max_bytes, mid);
-	if (e > mid_e || b > mid_b)
-		batch *= 2;
-	if (batch > BG_BATCH_MAX)
-		batch = BG_BATCH_MAX;
-	n = evict(c, e > low_e ? e - low_e : 0, b > low_b ? b - low_b : 0,
-		  batch, now, false);
-
-	e = atomic_load_explicit(&c->entries, memory_order_relaxed);
-	b = atomic_load_explicit(&c->bytes, memory_order_relaxed);
-	if (e <= low_e && b <= low_b) {
-		pthread_mutex_lock(&c->rate_lock);
-		c->bg_active = false;
-		pthread_mutex_unlock(&c->rate_lock);
-	}
-	return n;
-}
-
-/* --- snapshots and statistics --------------------------------------------- */
-
-size_t rs_cache_num_shards(const struct rs_cache *c)
-{
-	return c->nshards;
-}
-
-void rs_cache_items_free(struct rs_cache_item *items, size_t n)
-{
-	size_t i;
-
-	if (!items)
-		return;
-	for (i = 0; i < n; i++) {
-		free(items[i].key);
-		free(items[i].val);
-	}
-	free(items);
-}
-
-static void *dup_nul(const char *p, size_t len)
-{
-	char *d = malloc(len + 1);
-
-	if (d)
-		memcpy(d, p, len + 1);  /* entries keep the NUL */
-	return d;
-}
-
-int rs_cache_shard_copy(struct rs_cache *c, size_t shard,
-			struct rs_cache_item **items, size_t *n,
-			struct rs_err *err)
-{
-	struct rs_cache_item *it = NULL, *t;
-	int64_t now = now_ms(c);
-	struct shard *s;
-	struct entry *e;
-	size_t k = 0;
-
-	*items = NULL;
-	*n = 0;
-	if (shard >= c->nshards)
-		return rs_err_set(err, "no shard %zu: the cache has %zu",
-				  shard, c->nshards);
-	s = &c->shards[shard];
-	lock(s);
-	if (s->entries) {
-		it = calloc(s->entries, sizeof(*it));
-		if (!it)
-			goto oom;
-	}
-	for (e = s->tail; e; e = e->prev) {
-		if (now >= deadline_of(c, e))
-			continue;
-		t = &it[k];
-		t->key = dup_nul(key_of(e), e->klen);
-		t->val = dup_nul(val_of(e), e->vlen);
-		k++;
-		if (!t->key || !t->val)
-			goto oom;
-		t->klen = e->klen;
-		t->vlen = e->vlen;
-		t->stored_ms = stored_of(e);
-		t->expires_ms = e->expires_ms;
-		t->bytes = entry_bytes(e);
-	}
-	unlock(s);
-	if (k == 0) {
-		free(it);
-		it = NULL;
-	}
-	*items = it;
-	*n = k;
-	return 0;
-oom:
-	unlock(s);
-	rs_cache_items_free(it, k);
-	return rs_err_set(err, "out of memory");
-}
-
-static void add_counters(struct counters *sum, const struct counters *n)
-{
-	sum->gets += n->gets;
-	sum->sets += n->sets;
-	sum->hits += n->hits;
-	sum->misses += n->misses;
-	sum->stale_hits += n->stale_hits;
-	sum->deletes += n->deletes;
-	sum->purged += n->purged;
-	sum->expirations += n->expirations;
-	sum->evictions_expired += n->evictions_expired;
-	sum->evictions_lru += n->evictions_lru;
-	sum->writer_evictions += n->writer_evictions;
-	sum->refresh_tickets += n->refresh_tickets;
-	sum->loads += n->loads;
-	sum->load_failures += n->load_failures;
-	sum->load_waits += n->load_waits;
-	sum->load_timeouts += n->load_timeouts;
-}
-
-int rs_cache_stats(struct rs_cache *c, struct rs_cache_stats *out,
-		   struct rs_err *err)
-{
-	struct counters sum = { 0 };
-	uint64_t ops = 0;
-	size_t i;
-
-	memset(out, 0, sizeof(*out));
-	out->shards = calloc(c->nshards, sizeof(*out->shards));
-	if (!out->shards)
-		return rs_err_set(err, "out of memory");
-	for (i = 0; i < c->nshards; i++) {
-		struct shard *s = &c->shards[i];
-		struct rs_cache_shard_stats *o = &out->shards[i];
-
-		lock(s);
-		add_counters(&sum, &s->n);
-		o->entries = s->entries;
-		o->bytes = s->bytes;
-		o->gets = s->n.gets;
-		o->sets = s->n.sets;
-		unlock(s);
-		ops += o->gets + o->sets;
-	}
-	/* A shard is hot when it takes more than HOT_SHARD_FACTOR times the
-	 * mean, i.e. ops * nshards > factor * total. */
-	if (ops >= HOT_SHARD_MIN_OPS)
-		for (i = 0; i < c->nshards; i++)
-			if ((out->shards[i].gets + out->shards[i].sets) *
-			    c->nshards > HOT_SHARD_FACTOR * ops)
-				out->hot_shards++;
-	out->hits = sum.hits;
-	out->misses = sum.misses;
-	out->stale_hits = sum.stale_hits;
-	out->sets = sum.sets;
-	out->deletes = sum.deletes;
-	out->purged = sum.purged;
-	out->expirations = sum.expirations;
-	out->evictions_expired = sum.evictions_expired;
-	out->evictions_lru = sum.evictions_lru;
-	out->writer_evictions = sum.writer_evictions;
-	out->refresh_tickets = sum.refresh_tickets;
-	out->loads = sum.loads;
-	out->load_failures = sum.load_failures;
-	out->load_waits = sum.load_waits;
-	out->load_timeouts = sum.load_timeouts;
-	out->rejected = atomic_load_explicit(&c->rejected,
-					     memory_order_relaxed);
-	out->no_room = atomic_load_explicit(&c->no_room, memory_order_relaxed);
-	out->entries = atomic_load_explicit(&c->entries, memory_order_relaxed);
-	out->bytes = atomic_load_explicit(&c->bytes, memory_order_relaxed);
-	out->max_entries = c->max_entries;
-	out->max_memory_bytes = c->max_bytes;
-	out->num_shards = c->nshards;
-	pthread_mutex_lock(&c->rate_lock);
-	update_rate(c, now_ms(c));
-	out->insert_rate_per_s = c->rate_per_s;
-	pthread_mutex_unlock(&c->rate_lock);
-	return 0;
-}
-
-void rs_cache_stats_free(struct rs_cache_stats *s)
-{
-	if (!s)
-		return;
-	free(s->shards);
-	s->shards = NULL;
 }
 
 /* --- life cycle ----------------------------------------------------------- */
@@ -1594,3 +895,4 @@ void rs_cache_free(struct rs_cache *c)
 	pthread_condattr_destroy(&c->condattr);
 	free(c);
 }
+

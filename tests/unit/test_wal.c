@@ -8,6 +8,7 @@
 #include "db.h"
 #include "tap.h"
 #include "testlib.h"
+#include "testsql.h"
 #include "util.h"
 #include "wal.h"
 
@@ -154,36 +155,6 @@ static int append_kv(struct rs_wal *w, const char *origin, const char *key,
 	return rs_wal_append(w, &r, seq, err);
 }
 
-/* Errors of these go to a TAP comment: the checks after them fail. */
-static int sql(const char *path, const char *q)
-{
-	sqlite3 *h = NULL;
-	int rc;
-
-	sqlite3_open(path, &h);
-	sqlite3_busy_timeout(h, 2000);
-	rc = sqlite3_exec(h, q, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		printf("#   sql \"%s\": %s\n", q, sqlite3_errmsg(h));
-	sqlite3_close(h);
-	return rc == SQLITE_OK ? 0 : -1;
-}
-
-static long long sql_int(const char *path, const char *q)
-{
-	sqlite3_stmt *st;
-	sqlite3 *h = NULL;
-	long long v = -1;
-
-	sqlite3_open(path, &h);
-	if (sqlite3_prepare_v2(h, q, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(h);
-	return v;
-}
 
 /* A second connection holding the write lock, as another process would. */
 static sqlite3 *block_writers(const char *path)
