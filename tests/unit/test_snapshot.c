@@ -15,6 +15,7 @@
 #include "db.h"
 #include "snapshot.h"
 #include "tap.h"
+#include "testcache.h"
 #include "testlib.h"
 #include "testsql.h"
 #include "util.h"
@@ -112,103 +113,6 @@ static unsigned fill(struct rs_cache *c, unsigned n, unsigned g,
 	return stored;
 }
 
-struct kv {
-	unsigned char *key, *val;
-	size_t klen, vlen;
-	int64_t stored_ms, expires_ms;
-};
-
-struct dump {
-	struct kv *v;
-	size_t n;
-};
-
-static int cmp_kv(const void *a, const void *b)
-{
-	const struct kv *x = a, *y = b;
-	size_t n = x->klen < y->klen ? x->klen : y->klen;
-	int r = memcmp(x->key, y->key, n);
-
-	if (r)
-		return r;
-	return x->klen < y->klen ? -1 : x->klen > y->klen;
-}
-
-static void dump_free(struct dump *d)
-{
-	size_t i;
-
-	for (i = 0; i < d->n; i++) {
-		free(d->v[i].key);
-		free(d->v[i].val);
-	}
-	free(d->v);
-	d->v = NULL;
-	d->n = 0;
-}
-
-/* Every live entry, by key, through the shard copies snapshots use. */
-static int dump_cache(struct rs_cache *c, struct dump *d)
-{
-	struct rs_err err = RS_ERR_INIT;
-	struct rs_cache_item *items;
-	size_t s, i, n;
-	struct kv *p;
-
-	d->v = NULL;
-	d->n = 0;
-	for (s = 0; s < rs_cache_num_shards(c); s++) {
-		if (rs_cache_shard_copy(c, s, &items, &n, &err)) {
-			printf("#   shard copy: %s\n", err.msg);
-			return -1;
-		}
-		p = n ? realloc(d->v, (d->n + n) * sizeof(*p)) : d->v;
-		if (n && !p) {
-			rs_cache_items_free(items, n);
-			return -1;
-		}
-		d->v = p;
-		for (i = 0; i < n; i++) {
-			struct kv *x = &d->v[d->n++];
-
-			x->key = items[i].key;
-			x->val = items[i].val;
-			x->klen = items[i].klen;
-			x->vlen = items[i].vlen;
-			x->stored_ms = items[i].stored_ms;
-			x->expires_ms = items[i].expires_ms;
-			items[i].key = items[i].val = NULL;
-		}
-		rs_cache_items_free(items, n);
-	}
-	if (d->n)
-		qsort(d->v, d->n, sizeof(*d->v), cmp_kv);
-	return 0;
-}
-
-/* 0 when equal, else says where they differ. */
-static int dump_diff(const struct dump *a, const struct dump *b)
-{
-	size_t i;
-
-	if (a->n != b->n) {
-		printf("#   %zu entries against %zu\n", a->n, b->n);
-		return -1;
-	}
-	for (i = 0; i < a->n; i++) {
-		const struct kv *x = &a->v[i], *y = &b->v[i];
-
-		if (x->klen != y->klen || memcmp(x->key, y->key, x->klen) ||
-		    x->vlen != y->vlen || memcmp(x->val, y->val, x->vlen) ||
-		    x->stored_ms != y->stored_ms ||
-		    x->expires_ms != y->expires_ms) {
-			printf("#   entry %zu ('%s') differs\n", i,
-			       (const char *)x->key);
-			return -1;
-		}
-	}
-	return 0;
-}
 
 static bool same_cache(struct rs_cache *a, struct rs_cache *b)
 {
@@ -221,7 +125,7 @@ static bool same_cache(struct rs_cache *a, struct rs_cache *b)
 		dump_free(&x);
 		return false;
 	}
-	r = dump_diff(&x, &y);
+	r = same_dump(&x, &y) ? 0 : -1;
 	dump_free(&x);
 	dump_free(&y);
 	return r == 0;
@@ -661,7 +565,7 @@ static bool holds(struct rs_cache *c, const struct dump *want)
 
 	if (dump_cache(c, &got))
 		return false;
-	r = dump_diff(want, &got);
+	r = same_dump(want, &got) ? 0 : -1;
 	dump_free(&got);
 	return r == 0;
 }
