@@ -254,29 +254,6 @@ static struct rs_snapshot_check verify(const char *path, int64_t id)
 	return check;
 }
 
-/* Bit-at-a-time CRC-32C, independent of crc32c.c's tables. */
-static uint32_t crc_bitwise(uint32_t crc, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	int k;
-
-	while (len--) {
-		crc ^= *p++;
-		for (k = 0; k < 8; k++)
-			crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-	}
-	return crc;
-}
-
-static uint32_t enc_u64(uint32_t crc, uint64_t v)
-{
-	unsigned char b[8];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-	return crc_bitwise(crc, b, 8);
-}
 
 /* The encoding documented at the top of snapshot.c, written out again
  * over the stored rows; -1 when they cannot be read. */
@@ -309,23 +286,23 @@ static int64_t reference_checksum(const char *path, int64_t id)
 	    sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
 		goto out;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		c = enc_u64(c, (uint64_t)sqlite3_column_int64(st, 0));
+		c = ref_crc32c_u64(c, (uint64_t)sqlite3_column_int64(st, 0));
 		k = (size_t)sqlite3_column_bytes(st, 1);
-		c = enc_u64(c, k);
-		c = crc_bitwise(c, sqlite3_column_blob(st, 1), k);
+		c = ref_crc32c_u64(c, k);
+		c = ref_crc32c(c, sqlite3_column_blob(st, 1), k);
 		v = (size_t)sqlite3_column_bytes(st, 2);
-		c = enc_u64(c, v);
-		c = crc_bitwise(c, sqlite3_column_blob(st, 2), v);
-		c = enc_u64(c, (uint64_t)sqlite3_column_int64(st, 3));
-		c = enc_u64(c, (uint64_t)sqlite3_column_int64(st, 4));
+		c = ref_crc32c_u64(c, v);
+		c = ref_crc32c(c, sqlite3_column_blob(st, 2), v);
+		c = ref_crc32c_u64(c, (uint64_t)sqlite3_column_int64(st, 3));
+		c = ref_crc32c_u64(c, (uint64_t)sqlite3_column_int64(st, 4));
 		rows++;
 		bytes += k + v;
 	}
-	c = enc_u64(c, (uint64_t)id);
-	c = enc_u64(c, (uint64_t)time_ms);
-	c = enc_u64(c, (uint64_t)last_seq);
-	c = enc_u64(c, rows);
-	c = enc_u64(c, bytes);
+	c = ref_crc32c_u64(c, (uint64_t)id);
+	c = ref_crc32c_u64(c, (uint64_t)time_ms);
+	c = ref_crc32c_u64(c, (uint64_t)last_seq);
+	c = ref_crc32c_u64(c, rows);
+	c = ref_crc32c_u64(c, bytes);
 	ret = (int64_t)(uint32_t)~c;
 out:
 	sqlite3_finalize(st);

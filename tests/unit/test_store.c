@@ -19,12 +19,12 @@
 #include "store.h"
 #include "tap.h"
 #include "testcache.h"
+#include "testcrash.h"
 #include "testlib.h"
 #include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -1115,101 +1115,36 @@ static void run_child(const char *path, int fd)
 	}
 }
 
-struct out {
-	char *buf;
-	size_t len, cap;
-};
-
-/* Read what the child wrote until deadline_ms (monotonic; -1 = EOF) or
- * until `until` has been seen. */
-static void drain(int fd, struct out *o, int64_t deadline_ms,
-		  const char *until)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t r;
-	int left;
-
-	for (;;) {
-		if (until && o->buf && strstr(o->buf, until))
-			return;
-		left = -1;
-		if (deadline_ms >= 0) {
-			int64_t d = deadline_ms - rs_monotonic_ms();
-
-			if (d <= 0)
-				return;
-			left = (int)d;
-		}
-		if (poll(&p, 1, left) < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		if (!p.revents)
-			continue;
-		if (o->cap - o->len < 4096) {
-			char *nb = realloc(o->buf, o->cap + 65536);
-
-			if (!nb)
-				return;
-			o->buf = nb;
-			o->cap += 65536;
-		}
-		r = read(fd, o->buf + o->len, o->cap - o->len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return;
-		o->len += (size_t)r;
-		o->buf[o->len] = '\0';
-	}
-}
 
 static void crash_round(int round, size_t *total)
 {
 	struct rs_store_options o;
 	struct rs_store_recovery rec;
-	struct out out = { 0 };
+	struct crash_out out = { 0 };
 	char path[TEST_PATH_MAX], name[96], key[32], want[160], *line, *save;
 	char *end;
 	struct rs_store *s = NULL;
 	struct tmpdir t;
-	int fds[2], status = 0, kill_ms;
+	int status = 0, kill_ms;
 	size_t acked = 0, missing = 0;
 	bool ready, good;
 	long i;
-	pid_t pid;
 
 	kill_ms = KILL_MIN_MS + rand() % KILL_SPAN_MS;
 	snprintf(name, sizeof(name),
 		 "crash %d (kill after %d ms): every acknowledged set recovered",
 		 round, kill_ms);
-	if (make_tmpdir(&t, "store-crash") || pipe(fds)) {
+	if (make_tmpdir(&t, "store-crash")) {
 		ok(0, name);
 		return;
 	}
 	join(path, &t, "resync.db");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		run_child(path, fds[1]);
-	}
-	close(fds[1]);
-	if (pid < 0) {
-		close(fds[0]);
+	if (crash_kill_child(run_child, path, READY_LIMIT_MS, kill_ms, &out,
+			     &ready, &status) < 0) {
 		ok(0, name);
 		remove_tmpdir(&t);
 		return;
 	}
-	drain(fds[0], &out, rs_monotonic_ms() + READY_LIMIT_MS, "ready\n");
-	ready = out.buf && strstr(out.buf, "ready\n");
-	if (ready)
-		drain(fds[0], &out, rs_monotonic_ms() + kill_ms, NULL);
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	drain(fds[0], &out, -1, NULL);
-	close(fds[0]);
 
 	o = opts(path, RS_WAL_SYNC_BATCH, "parent");
 	o.cache.clock_ms = NULL;

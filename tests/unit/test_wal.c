@@ -208,29 +208,6 @@ static int make_db(const char *path)
 
 /* ---- checksum ----------------------------------------------------------- */
 
-/* Bit-at-a-time CRC-32C, independent of wal.c's tables. */
-static uint32_t crc_bitwise(uint32_t crc, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	int k;
-
-	while (len--) {
-		crc ^= *p++;
-		for (k = 0; k < 8; k++)
-			crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-	}
-	return crc;
-}
-
-static uint32_t enc_u64(uint32_t crc, uint64_t v)
-{
-	unsigned char b[8];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-	return crc_bitwise(crc, b, 8);
-}
 
 /* The encoding documented at the top of wal.c, written out again. */
 static uint32_t reference_checksum(const struct rs_wal_record *r)
@@ -238,19 +215,19 @@ static uint32_t reference_checksum(const struct rs_wal_record *r)
 	unsigned char present = r->val != NULL;
 	uint32_t c = 0xffffffffu;
 
-	c = enc_u64(c, (uint64_t)r->time_ms);
-	c = enc_u64(c, strlen(r->origin));
-	c = crc_bitwise(c, r->origin, strlen(r->origin));
-	c = enc_u64(c, (uint64_t)r->op);
-	c = enc_u64(c, r->klen);
-	c = crc_bitwise(c, r->key, r->klen);
-	c = crc_bitwise(c, &present, 1);
-	c = enc_u64(c, present ? r->vlen : 0);
+	c = ref_crc32c_u64(c, (uint64_t)r->time_ms);
+	c = ref_crc32c_u64(c, strlen(r->origin));
+	c = ref_crc32c(c, r->origin, strlen(r->origin));
+	c = ref_crc32c_u64(c, (uint64_t)r->op);
+	c = ref_crc32c_u64(c, r->klen);
+	c = ref_crc32c(c, r->key, r->klen);
+	c = ref_crc32c(c, &present, 1);
+	c = ref_crc32c_u64(c, present ? r->vlen : 0);
 	if (present)
-		c = crc_bitwise(c, r->val, r->vlen);
-	c = enc_u64(c, (uint64_t)r->stored_ms);
-	c = enc_u64(c, (uint64_t)r->expires_ms);
-	c = enc_u64(c, (uint64_t)r->seq);
+		c = ref_crc32c(c, r->val, r->vlen);
+	c = ref_crc32c_u64(c, (uint64_t)r->stored_ms);
+	c = ref_crc32c_u64(c, (uint64_t)r->expires_ms);
+	c = ref_crc32c_u64(c, (uint64_t)r->seq);
 	return ~c;
 }
 
@@ -271,7 +248,7 @@ static void test_checksum(void)
 	};
 	uint32_t a, b;
 
-	is_int(~crc_bitwise(0xffffffffu, "123456789", 9), 0xE3069283u,
+	is_int(~ref_crc32c(0xffffffffu, "123456789", 9), 0xE3069283u,
 	       "checksum: reference CRC-32C of \"123456789\" is 0xE3069283");
 	is_int(rs_wal_checksum(&r), reference_checksum(&r),
 	       "checksum: matches the documented encoding");

@@ -10,12 +10,12 @@
  * happen.  RS_CRASH_SEED=N repeats a run (the seed is printed).
  */
 #include "tap.h"
+#include "testcrash.h"
 #include "testlib.h"
 #include "wal.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -120,66 +120,7 @@ static void run_child(const char *path, int fd)
 
 /* ---- the parent ---------------------------------------------------------- */
 
-struct out {
-	char *buf;
-	size_t len, cap;
-};
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Read what the child wrote until `deadline_ms` (monotonic) or EOF (-1
- * = no deadline); 1 at EOF, 0 at the deadline, -1 on error. */
-static int drain(int fd, struct out *o, int64_t deadline_ms,
-		 const char *until)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t r;
-	int left;
-
-	for (;;) {
-		if (until && o->buf && memmem(o->buf, o->len, until,
-					      strlen(until)))
-			return 0;
-		left = -1;
-		if (deadline_ms >= 0) {
-			int64_t d = deadline_ms - mono_ms();
-
-			if (d <= 0)
-				return 0;
-			left = (int)d;
-		}
-		if (poll(&p, 1, left) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (!p.revents)
-			continue;
-		if (o->cap - o->len < 4096) {
-			char *nb = realloc(o->buf, o->cap + 65536);
-
-			if (!nb)
-				return -1;
-			o->buf = nb;
-			o->cap += 65536;
-		}
-		r = read(fd, o->buf + o->len, o->cap - o->len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return 1;
-		o->len += (size_t)r;
-		o->buf[o->len] = '\0';
-	}
-}
 
 /* The log as read back: keys by seq (seq 1 at index 0). */
 struct log_copy {
@@ -211,7 +152,7 @@ static int keep(void *arg, const struct rs_wal_record *rec)
 }
 
 /* Every "<seq> <key>" line must be in the log; *acked counts them. */
-static bool check_acks(const struct out *o, const struct log_copy *l,
+static bool check_acks(const struct crash_out *o, const struct log_copy *l,
 		       size_t *acked)
 {
 	char *line, *save = NULL, *end;
@@ -253,45 +194,27 @@ static void one_round(int round, size_t *total_acked)
 	struct rs_err err = RS_ERR_INIT;
 	struct rs_wal_read_report rep;
 	struct log_copy l = { .continuous = true };
-	struct out o = { 0 };
+	struct crash_out o = { 0 };
 	struct tmpdir t;
 	char path[TEST_PATH_MAX], name[128];
-	int fds[2], status = 0, kill_ms, rc;
+	int status = 0, kill_ms, rc;
 	size_t acked = 0;
 	bool ready, good;
-	pid_t pid;
 
 	kill_ms = KILL_MIN_MS + rand() % KILL_SPAN_MS;
 	snprintf(name, sizeof(name), "crash %d (kill after %d ms)", round,
 		 kill_ms);
-	if (make_tmpdir(&t, "wal-crash") || pipe(fds)) {
+	if (make_tmpdir(&t, "wal-crash")) {
 		ok(0, name);
 		return;
 	}
 	join(path, &t, "crash.db");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		run_child(path, fds[1]);
-	}
-	close(fds[1]);
-	if (pid < 0) {
-		close(fds[0]);
+	if (crash_kill_child(run_child, path, READY_LIMIT_MS, kill_ms, &o,
+			     &ready, &status) < 0) {
 		ok(0, name);
 		remove_tmpdir(&t);
 		return;
 	}
-	/* The clock starts once the database exists, so every round kills
-	 * a writer, not a migration. */
-	drain(fds[0], &o, mono_ms() + READY_LIMIT_MS, "ready\n");
-	ready = o.buf && strstr(o.buf, "ready\n");
-	if (ready)
-		drain(fds[0], &o, mono_ms() + kill_ms, NULL);
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	drain(fds[0], &o, -1, NULL);
-	close(fds[0]);
 
 	rc = rs_wal_read(path, 0, NULL, keep, &l, &rep, &err);
 	if (rc)

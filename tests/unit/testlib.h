@@ -6,6 +6,7 @@
 #define RS_TESTLIB_H
 
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,30 @@ static inline char *slurp(const char *path)
 	buf[len] = '\0';
 	fclose(f);
 	return buf;
+}
+
+/* Bit-at-a-time CRC-32C state update, independent of crc32c.c's tables,
+ * to check checksums against. */
+static inline uint32_t ref_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+	}
+	return crc;
+}
+
+/* ref_crc32c over v as 8 little-endian bytes. */
+static inline uint32_t ref_crc32c_u64(uint32_t crc, uint64_t v)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	return ref_crc32c(crc, b, 8);
 }
 
 #endif
