@@ -1,11 +1,16 @@
 #include "cmd.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "util.h"
+#include "validate.h"
 #include "xalloc.h"
 
 static const struct cmd_option global_options[] = {
@@ -73,6 +78,65 @@ const char *cmd_config_path(const struct cmd_ctx *ctx)
 	if (env && *env)
 		return env;
 	return RS_DEFAULT_CONFIG;
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+	for (; s && list && *list; list++)
+		if (strncmp(s, *list, strlen(*list)) == 0 &&
+		    (s[strlen(*list)] == '\0' || s[strlen(*list)] == ' '))
+			return true;
+	return false;
+}
+
+struct rs_config *cmd_load_config(const struct cmd_ctx *ctx,
+				  const char *const *sections)
+{
+	const char *path = cmd_config_path(ctx);
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_config *cfg;
+	struct rs_diags diags;
+	struct rs_buf line;
+	size_t i, bad = 0;
+
+	if (ctx->g.db && strcmp(path, RS_DEFAULT_CONFIG) == 0 &&
+	    access(path, F_OK) < 0 && errno == ENOENT)
+		path = "/dev/null";
+	rs_diags_init(&diags);
+	cfg = rs_config_load(path, NULL, &diags, &err);
+	if (!cfg) {
+		cmd_error(ctx, "%s", err.msg);
+		rs_diags_free(&diags);
+		return NULL;
+	}
+	rs_config_check(cfg, &diags);
+	rs_diags_sort(&diags);
+	rs_buf_init(&line, 1 << 20);
+	for (i = 0; i < diags.n; i++) {
+		if (diags.v[i].sev != RS_SEV_ERROR ||
+		    !in_list(diags.v[i].section, sections))
+			continue;
+		rs_buf_reset(&line);
+		rs_diag_format_text(&diags.v[i], &line);
+		fprintf(stderr, "%s\n", rs_buf_str(&line));
+		bad++;
+	}
+	rs_buf_free(&line);
+	rs_diags_free(&diags);
+	if (bad) {
+		cmd_error(ctx, "invalid configuration '%s' (see resyncctl config-validate)",
+			  path);
+		rs_config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void cmd_print_json(struct json_t *doc)
+{
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(doc);
 }
 
 /* ---- help ------------------------------------------------------------------- */

@@ -92,6 +92,22 @@ void cmd_error(const struct cmd_ctx *ctx, const char *fmt, ...) RS_PRINTF(2, 3);
 int cmd_usage_error(const struct cmd_ctx *ctx, const char *fmt, ...)
 	RS_PRINTF(2, 3);
 
+/* Load the configuration for a command that acts on Resync's state:
+ * cmd_config_path's file; when that is the installed default, missing,
+ * and --db was given, the built-in defaults instead (so `--db FILE` works
+ * without a configuration).  Errors in the sections the command reads
+ * (`sections`, NULL-terminated) are printed and fail it; problems
+ * elsewhere are left to config-validate.  NULL (message printed) or the
+ * configuration the caller frees with rs_config_free. */
+struct rs_config;
+struct rs_config *cmd_load_config(const struct cmd_ctx *ctx,
+				  const char *const *sections);
+
+/* Print a JSON document (indented, newline-terminated) to stdout and
+ * release it. */
+struct json_t;
+void cmd_print_json(struct json_t *doc);
+
 #define RS_DEFAULT_CONFIG RS_SYSCONFDIR "/resync/resync.conf"
 
 #endif

@@ -321,9 +321,7 @@ static int run_config_validate(struct cmd_ctx *ctx)
 
 		json_object_set_new(doc, "valid", json_boolean(r.rc == CMD_OK));
 		json_object_set_new(doc, "files", r.jfiles);
-		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', stdout);
-		json_decref(doc);
+		cmd_print_json(doc);
 	} else {
 		json_decref(r.jfiles);
 	}

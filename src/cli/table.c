@@ -1,9 +1,11 @@
 /* The resyncctl command table; see the checklist in cmd.h. */
 #include "cmd.h"
 
+extern const struct cmd_entry cmd_cache;
 extern const struct cmd_entry cmd_config_validate;
 
 const struct cmd_entry *const cmd_table[] = {
+	&cmd_cache,
 	&cmd_config_validate,
 	NULL,
 };

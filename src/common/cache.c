@@ -23,6 +23,10 @@
  */
 #include "cache_int.h"
 
+#include <stdio.h>
+
+#include "log.h"
+
 /* --- hashing -------------------------------------------------------------- */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -354,7 +358,8 @@ void cache_touch(struct rs_cache *c, struct shard *s, struct entry *e)
  * `max_n` entries: entries past their windows first, from any shard, then
  * the least recently used of the whole cache.  One shard lock at a time. */
 uint64_t cache_evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
-		     uint64_t max_n, int64_t now, bool writer)
+		     uint64_t max_n, int64_t now, bool writer,
+		     uint64_t *wait_us)
 {
 	uint64_t got_e = 0, got_b = 0, tt, best_tick;
 	struct shard *s, *best;
@@ -368,7 +373,7 @@ uint64_t cache_evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
 					 memory_order_relaxed) > now)
 			continue;
 		dead = NULL;
-		lock(s);
+		lock_timed(c, s, wait_us);
 		while (WANTED() && s->heap_len &&
 		       deadline_of(c, s->heap[0]) <= now) {
 			e = s->heap[0];
@@ -399,7 +404,7 @@ uint64_t cache_evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
 		if (!best)
 			break;
 		dead = NULL;
-		lock(best);
+		lock_timed(c, best, wait_us);
 		e = best->tail;
 		if (e) {
 			got_e++;
@@ -514,21 +519,104 @@ int rs_cache_get(struct rs_cache *c, const void *key, size_t klen,
 {
 	struct entry *dead = NULL;
 	struct shard *s;
+	struct op op;
 	uint64_t h;
-	int st;
+	int st = RS_CACHE_MISS;
 
+	op_start(c, &op, "get", &c->get_us);
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!key || klen == 0 || klen > c->max_key)
-		return RS_CACHE_MISS;
+		goto done;
 	h = cache_key_hash(c, key, klen);
 	s = shard_of(c, h);
-	lock(s);
+	lock_timed(c, s, &op.lock_wait_us);
 	st = cache_lookup_locked(c, s, h, key, klen, allow_stale, now_ms(c), true,
 			   out, &dead);
 	unlock(s);
 	free_chain(dead);
+done:
+	cache_op_done(c, &op, key, klen);
 	return st;
+}
+
+/* --- the profile ---------------------------------------------------------- */
+
+/* key for a log line: bytes outside 0x20..0x7e, the quote and the
+ * backslash as \xNN, at most KEY_SHOWN_MAX characters then "...", so a
+ * binary or huge key can neither break the line nor bloat it. */
+static void escape_key(char buf[KEY_LOGGED_BYTES], const void *key,
+		       size_t klen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = key;
+	size_t i, o = 0;
+
+	for (i = 0; p && i < klen; i++) {
+		bool plain = p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\'' &&
+			     p[i] != '\\';
+
+		if (o + (plain ? 1 : 4) > KEY_SHOWN_MAX)
+			break;
+		if (plain) {
+			buf[o++] = (char)p[i];
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[p[i] >> 4];
+			buf[o++] = hex[p[i] & 15];
+		}
+	}
+	if (p && i < klen) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+}
+
+static double ms_of(uint64_t us)
+{
+	return (double)us / 1000.0;
+}
+
+/* A call over slow_op_us: counted always, logged unless warnings are off
+ * (then the key is not even escaped). */
+static void log_slow(struct rs_cache *c, const struct op *op, uint64_t us,
+		     const void *key, size_t klen)
+{
+	char shown[KEY_LOGGED_BYTES], load[64] = "";
+
+	atomic_fetch_add_explicit(&c->slow_ops, 1, memory_order_relaxed);
+	if (RS_LOG_WARNING < rs_log_min_level)
+		return;
+	escape_key(shown, key, klen);
+	if (op->loader_us)
+		snprintf(load, sizeof(load), ", loader %.1f ms",
+			 ms_of(op->loader_us));
+	else if (op->load_wait_us)
+		snprintf(load, sizeof(load),
+			 ", waiting for another caller's load %.1f ms",
+			 ms_of(op->load_wait_us));
+	rs_log_write(RS_LOG_WARNING, NULL,
+		     "slow cache %s: %.1f ms (lock wait %.1f ms%s) %s '%s'",
+		     op->name, ms_of(us), ms_of(op->lock_wait_us), load,
+		     op->key_is, shown);
+}
+
+_Thread_local uint32_t cache_sample_rng;
+
+void cache_op_done(struct rs_cache *c, const struct op *op, const void *key,
+		   size_t klen)
+{
+	uint64_t us;
+
+	if (!op->timed)
+		return;
+	us = mono_us() - op->start_us;
+	if (op->hist)
+		rs_hist_record(op->hist, us);
+	if (c->slow_op_us && us > (uint64_t)c->slow_op_us)
+		log_slow(c, op, us, key, klen);
 }
 
 /* --- store ---------------------------------------------------------------- */
@@ -560,13 +648,14 @@ static int check_value(struct rs_cache *c, const void *key, size_t klen,
 }
 
 /* Remove key's entry, if any, without counting it as a delete. */
-static void remove_key(struct rs_cache *c, const void *key, size_t klen)
+static void remove_key(struct rs_cache *c, const void *key, size_t klen,
+		       uint64_t *wait_us)
 {
 	uint64_t h = cache_key_hash(c, key, klen);
 	struct shard *s = shard_of(c, h);
 	struct entry *e, *dead = NULL;
 
-	lock(s);
+	lock_timed(c, s, wait_us);
 	e = cache_find(c, s, h, key, klen);
 	if (e) {
 		cache_drop(c, s, e, &dead);
@@ -581,7 +670,8 @@ static void remove_key(struct rs_cache *c, const void *key, size_t klen)
  * cannot expire between computing its expiry and checking it. */
 int cache_store(struct rs_cache *c, const void *key, size_t klen,
 		const void *val, size_t vlen, int64_t stored_ms,
-		int64_t expires_ms, int64_t now, struct rs_err *err)
+		int64_t expires_ms, int64_t now, uint64_t *wait_us,
+		struct rs_err *err)
 {
 	size_t hdr = offsetof(struct entry, data);
 	uint64_t ne, nb, cur_e, cur_b, want_e, want_b;
@@ -593,7 +683,7 @@ int cache_store(struct rs_cache *c, const void *key, size_t klen,
 	    check_value(c, key, klen, val, vlen, err) < 0)
 		goto rejected;
 	if (now >= sat_add(expires_ms, c->max_stale_ms)) {
-		remove_key(c, key, klen);
+		remove_key(c, key, klen, wait_us);
 		return 1;
 	}
 	/* The allocation is at least this large: refuse before trying. */
@@ -623,7 +713,7 @@ int cache_store(struct rs_cache *c, const void *key, size_t klen,
 	}
 	s = shard_of(c, e->hash);
 	for (round = 0;; round++) {
-		lock(s);
+		lock_timed(c, s, wait_us);
 		old = cache_find(c, s, e->hash, key, klen);
 		ne = old ? 0 : 1;
 		nb = old ? (entry_bytes(e) > entry_bytes(old) ? entry_bytes(e) - entry_bytes(old) : 0)
@@ -653,7 +743,8 @@ int cache_store(struct rs_cache *c, const void *key, size_t klen,
 		want_b = cur_b + nb > c->max_bytes ?
 			 cur_b + nb - c->max_bytes : 0;
 		if ((want_e || want_b) &&
-		    cache_evict(c, want_e, want_b, UINT64_MAX, now, true) == 0)
+		    cache_evict(c, want_e, want_b, UINT64_MAX, now, true,
+				wait_us) == 0)
 			sched_yield();  /* the room is in other sets' hands */
 	}
 	/* Room is reserved and s is locked. */
@@ -689,33 +780,47 @@ int rs_cache_set(struct rs_cache *c, const void *key, size_t klen,
 		 const void *val, size_t vlen, int64_t ttl_ms,
 		 struct rs_err *err)
 {
-	int64_t now = now_ms(c);
+	struct op op;
+	int64_t now;
+	int rc;
 
+	op_start(c, &op, "set", &c->set_us);
+	now = now_ms(c);
 	if (ttl_ms < 0)
 		ttl_ms = c->default_ttl_ms;
-	return cache_store(c, key, klen, val, vlen, now, sat_add(now, ttl_ms), now,
-		     err);
+	rc = cache_store(c, key, klen, val, vlen, now, sat_add(now, ttl_ms),
+			 now, &op.lock_wait_us, err);
+	cache_op_done(c, &op, key, klen);
+	return rc;
 }
 
 int rs_cache_set_at(struct rs_cache *c, const void *key, size_t klen,
 		    const void *val, size_t vlen, int64_t stored_ms,
 		    int64_t expires_ms, struct rs_err *err)
 {
-	return cache_store(c, key, klen, val, vlen, stored_ms, expires_ms, now_ms(c),
-		     err);
+	struct op op;
+	int rc;
+
+	op_start(c, &op, "set_at", &c->set_us);
+	rc = cache_store(c, key, klen, val, vlen, stored_ms, expires_ms,
+			 now_ms(c), &op.lock_wait_us, err);
+	cache_op_done(c, &op, key, klen);
+	return rc;
 }
 
 int rs_cache_delete(struct rs_cache *c, const void *key, size_t klen)
 {
-	struct entry *e, *dead = NULL;
+	struct entry *e = NULL, *dead = NULL;
 	struct shard *s;
+	struct op op;
 	uint64_t h;
 
+	op_start(c, &op, "delete", &c->delete_us);
 	if (!key || klen == 0 || klen > c->max_key)
-		return 0;
+		goto done;
 	h = cache_key_hash(c, key, klen);
 	s = shard_of(c, h);
-	lock(s);
+	lock_timed(c, s, &op.lock_wait_us);
 	e = cache_find(c, s, h, key, klen);
 	if (e) {
 		cache_drop(c, s, e, &dead);
@@ -724,6 +829,8 @@ int rs_cache_delete(struct rs_cache *c, const void *key, size_t klen)
 	}
 	unlock(s);
 	free_chain(dead);
+done:
+	cache_op_done(c, &op, key, klen);
 	return e ? 1 : 0;
 }
 
@@ -731,13 +838,16 @@ uint64_t rs_cache_purge(struct rs_cache *c, const void *prefix, size_t plen)
 {
 	struct entry *e, *next, *dead;
 	uint64_t n = 0;
+	struct op op;
 	size_t i;
 
+	op_start(c, &op, "purge", NULL);
+	op.key_is = "prefix";
 	for (i = 0; i < c->nshards; i++) {
 		struct shard *s = &c->shards[i];
 
 		dead = NULL;
-		lock(s);
+		lock_timed(c, s, &op.lock_wait_us);
 		for (e = s->head; e; e = next) {
 			next = e->next;
 			if (plen && (e->klen < plen ||
@@ -751,6 +861,7 @@ uint64_t rs_cache_purge(struct rs_cache *c, const void *prefix, size_t plen)
 		unlock(s);
 		free_chain(dead);
 	}
+	cache_op_done(c, &op, prefix, plen);
 	return n;
 }
 
@@ -793,6 +904,15 @@ static int check_options(const struct rs_cache_options *o, struct rs_err *err)
 		return rs_err_set(err,
 				  "water marks are low %g, high %g; need 0 < low < high <= 1",
 				  low, high);
+	if (o->profile_every && (!rs_is_power_of_two(o->profile_every) ||
+				 o->profile_every > RS_CACHE_MAX_PROFILE_EVERY))
+		return rs_err_set(err,
+				  "profile_every is %u, must be a power of two up to %d",
+				  o->profile_every, RS_CACHE_MAX_PROFILE_EVERY);
+	if (o->slow_op_us < 0)
+		return rs_err_set(err,
+				  "slow_op_us is %lld, must not be negative",
+				  (long long)o->slow_op_us);
 	return 0;
 }
 
@@ -841,6 +961,14 @@ int rs_cache_new(struct rs_cache **out, const struct rs_cache_options *opt,
 				      : RS_CACHE_DEFAULT_LOW_WATER;
 	c->clock_ms = opt->clock_ms;
 	c->clock_arg = opt->clock_arg;
+	c->slow_op_us = opt->slow_op_us;
+	c->sample_mask = (opt->profile_every ? opt->profile_every :
+			  RS_CACHE_DEFAULT_PROFILE_EVERY) - 1;
+	rs_hist_init(&c->get_us);
+	rs_hist_init(&c->set_us);
+	rs_hist_init(&c->delete_us);
+	rs_hist_init(&c->load_us);
+	rs_hist_init(&c->lock_wait_us);
 	if (seed_hash(c, err) < 0) {
 		free(c);
 		return -1;

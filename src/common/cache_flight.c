@@ -102,7 +102,7 @@ static int wait_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 
 /* The leader's side, no lock held: run the loader, store and publish. */
 static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
-		       rs_cache_loader load, void *arg,
+		       rs_cache_loader load, void *arg, struct op *op,
 		       struct rs_cache_value *out, struct rs_err *err)
 {
 	struct rs_err lerr = RS_ERR_INIT;
@@ -112,9 +112,14 @@ static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 	char *copy = NULL;
 	size_t vlen = 0;
 	int64_t ttl = -1, now;
+	uint64_t t0;
 	int rc, st;
 
+	/* Two clock reads per load, which is a miss going upstream anyway:
+	 * the slow-operation log tells the loader's share from the cache's. */
+	t0 = mono_us();
 	rc = load(arg, f->key, f->klen, &val, &vlen, &ttl, &lerr);
+	op->loader_us = mono_us() - t0;
 	if (rc == 0 && !val && vlen)
 		rc = rs_err_set(&lerr,
 				"the loader of '%.*s%s' returned no value",
@@ -128,7 +133,7 @@ static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 		f->expires_ms = sat_add(now, ttl);
 		/* Still served when it cannot be cached (counted). */
 		cache_store(c, f->key, f->klen, val, vlen, f->stored_ms,
-		      f->expires_ms, now, NULL);
+			    f->expires_ms, now, &op->lock_wait_us, NULL);
 		copy = malloc(vlen + 1);
 		if (copy) {
 			if (vlen)
@@ -143,7 +148,7 @@ static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 	}
 	free(val);
 
-	lock(s);
+	lock_timed(c, s, &op->lock_wait_us);
 	f->done = true;
 	f->ok = rc == 0;
 	f->val = copy;
@@ -163,18 +168,18 @@ static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 	return st;
 }
 
-int rs_cache_get_or_load(struct rs_cache *c, const void *key, size_t klen,
-			 rs_cache_loader load, void *arg, int64_t wait_ms,
-			 struct rs_cache_value *out, struct rs_err *err)
+/* The call without its measurement (rs_cache_get_or_load times it). */
+static int get_or_load(struct rs_cache *c, const void *key, size_t klen,
+		       rs_cache_loader load, void *arg, int64_t wait_ms,
+		       struct op *op, struct rs_cache_value *out,
+		       struct rs_err *err)
 {
 	struct entry *dead = NULL;
 	struct flight *f, *gone = NULL;
 	struct shard *s;
-	uint64_t h;
+	uint64_t h, t0;
 	int st;
 
-	if (out)
-		memset(out, 0, sizeof(*out));
 	if (cache_check_key(c, key, klen, err) < 0)
 		return -1;
 	if (!load)
@@ -183,7 +188,7 @@ int rs_cache_get_or_load(struct rs_cache *c, const void *key, size_t klen,
 				  shown_more(klen));
 	h = cache_key_hash(c, key, klen);
 	s = shard_of(c, h);
-	lock(s);
+	lock_timed(c, s, &op->lock_wait_us);
 	st = cache_lookup_locked(c, s, h, key, klen, 0, now_ms(c), true, out, &dead);
 	if (st != RS_CACHE_MISS) {
 		unlock(s);
@@ -196,7 +201,9 @@ int rs_cache_get_or_load(struct rs_cache *c, const void *key, size_t klen,
 	if (f) {
 		f->refs++;
 		s->n.load_waits++;
+		t0 = mono_us();
 		st = wait_flight(c, s, f, wait_ms, out, &dead, &gone, err);
+		op->load_wait_us = mono_us() - t0;
 		unlock(s);
 		free_chain(dead);
 		free_flight(gone);
@@ -218,6 +225,21 @@ int rs_cache_get_or_load(struct rs_cache *c, const void *key, size_t klen,
 	s->n.loads++;
 	unlock(s);
 	free_chain(dead);
-	return lead_flight(c, s, f, load, arg, out, err);
+	return lead_flight(c, s, f, load, arg, op, out, err);
+}
+
+int rs_cache_get_or_load(struct rs_cache *c, const void *key, size_t klen,
+			 rs_cache_loader load, void *arg, int64_t wait_ms,
+			 struct rs_cache_value *out, struct rs_err *err)
+{
+	struct op op;
+	int st;
+
+	op_start(c, &op, "get_or_load", &c->load_us);
+	if (out)
+		memset(out, 0, sizeof(*out));
+	st = get_or_load(c, key, klen, load, arg, wait_ms, &op, out, err);
+	cache_op_done(c, &op, key, klen);
+	return st;
 }
 

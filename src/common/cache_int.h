@@ -1,7 +1,8 @@
 /*
  * cache_int.h: the cache's private layout and the helpers its files share
  * (cache.c: table, bounds, get/set; cache_flight.c: single-flight loads;
- * cache_maint.c: sweep, background eviction, snapshots copies, stats).
+ * cache_maint.c: sweep, background eviction, snapshots copies, stats and
+ * the profile).
  * Not part of libresync's public face: only cache*.c include it.
  */
 #ifndef RS_CACHE_INT_H
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "histogram.h"
 #include "util.h"
 
 #define BUCKETS_INITIAL 16
@@ -31,6 +33,8 @@
  * taking the freed room can exhaust them. */
 #define SET_ROUNDS_MAX 100
 #define KEY_SHOWN_MAX 64           /* key bytes quoted in a message */
+/* A key in a log line: at most KEY_SHOWN_MAX characters, "..." and NUL. */
+#define KEY_LOGGED_BYTES (KEY_SHOWN_MAX + 4)
 #define HOT_SHARD_MIN_OPS 1000
 #define HOT_SHARD_FACTOR 2
 #define BG_BATCH_BASE 256
@@ -100,6 +104,12 @@ struct shard {
 	/* Written under lock, read without it by evicting threads. */
 	_Atomic uint64_t tail_tick;        /* UINT64_MAX when empty */
 	_Atomic int64_t min_deadline_ms;   /* INT64_MAX when empty */
+	/* Acquisitions that did not wait, i.e. lock_wait_us's zeros:
+	 * counted here, by whoever holds lock (a plain load and store, no
+	 * atomic add), instead of in the shared histogram, so the common
+	 * uncontended case writes no cache-wide cache line; read without
+	 * the lock by rs_cache_profile. */
+	_Atomic uint64_t lock_fast;
 };
 
 struct rs_cache {
@@ -118,6 +128,16 @@ struct rs_cache {
 	_Atomic uint64_t entries, bytes;   /* the bounded counters */
 	_Atomic uint64_t tick;
 	_Atomic uint64_t sets_total, rejected, no_room;
+
+	/* The profile (rs_cache_profile): lock-free histograms of
+	 * microseconds, recorded without any lock (rs_hist's relaxed
+	 * atomics).  lock_wait_us holds only the acquisitions that waited;
+	 * the others are counted in each shard's lock_fast.  slow_op_us and
+	 * sample_mask are set at creation, read-only after. */
+	int64_t slow_op_us;                /* 0 = no slow-operation log */
+	uint32_t sample_mask;              /* profile_every - 1 */
+	_Atomic uint64_t slow_ops;
+	struct rs_hist get_us, set_us, delete_us, load_us, lock_wait_us;
 
 	pthread_mutex_t rate_lock;         /* guards the fields below */
 	double rate_per_s;
@@ -202,9 +222,44 @@ static inline size_t bucket_of(const struct rs_cache *c, const struct shard *s,
 	return (size_t)(h >> c->shard_bits) & (s->nbuckets - 1);
 }
 
+/* Monotonic microseconds, for the profile: clock_ms is the wall clock
+ * expiry runs on (tests stop it), not a stopwatch. */
+static inline uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Lock without measuring: only for the statistics readers, so reading
+ * the profile does not change it. */
 static inline void lock(struct shard *s)
 {
 	pthread_mutex_lock(&s->lock);
+}
+
+/* Every other shard lock acquisition: try first, so an uncontended one
+ * costs no clock read (a zero in the profile, counted in the shard);
+ * only one that has to wait is timed.  The wait is added to *wait_us,
+ * the calling operation's total for the slow-operation log. */
+static inline void lock_timed(struct rs_cache *c, struct shard *s,
+			      uint64_t *wait_us)
+{
+	uint64_t t0, us;
+
+	if (pthread_mutex_trylock(&s->lock) == 0) {
+		atomic_store_explicit(&s->lock_fast,
+				      atomic_load_explicit(&s->lock_fast,
+							   memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		return;
+	}
+	t0 = mono_us();
+	pthread_mutex_lock(&s->lock);
+	us = mono_us() - t0;
+	rs_hist_record(&c->lock_wait_us, us);
+	*wait_us += us;
 }
 
 static inline void unlock(struct shard *s)
@@ -224,6 +279,60 @@ static inline void free_chain(struct entry *e)
 
 /* --- shared between the cache files (cache.c) ---------------------------- */
 
+/* The calling thread's sampling state (xorshift32; 0 = not seeded yet):
+ * per thread, so choosing costs no shared write. */
+extern _Thread_local uint32_t cache_sample_rng;
+
+/* Is this call one of the 1 in profile_every the op-time histograms take?
+ * At random, not every n-th: a counter would alias with any periodic mix
+ * of calls (get, set, get, set ... and every 8th call is always a set). */
+static inline bool sample_call(const struct rs_cache *c)
+{
+	uint32_t x = cache_sample_rng;
+
+	if (!c->sample_mask)
+		return true;
+	if (!x)  /* seeded from the thread-local's own address */
+		x = (uint32_t)(((uintptr_t)&cache_sample_rng >> 4) *
+			       2654435761u) | 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	cache_sample_rng = x;
+	return (x & c->sample_mask) == 0;
+}
+
+/* What one public call measures of itself, for the profile and the
+ * slow-operation log. */
+struct op {
+	const char *name;          /* "get", "set" ... as logged */
+	const char *key_is;        /* "key"; "prefix" for purge */
+	struct rs_hist *hist;      /* sampled: record the time here */
+	bool timed;                /* sampled, or slow_op_us is on */
+	uint64_t start_us;         /* mono_us() at entry, when timed */
+	uint64_t lock_wait_us;     /* summed over its shard lock waits */
+	uint64_t loader_us;        /* get_or_load: the loader ran this long */
+	uint64_t load_wait_us;     /* get_or_load: waited for another's load */
+};
+
+/* Start timing a call for histogram h (NULL: none, for purge).  An
+ * unsampled call with slow_op_us off reads no clock at all. */
+static inline void op_start(struct rs_cache *c, struct op *op,
+			    const char *name, struct rs_hist *h)
+{
+	*op = (struct op){ .name = name, .key_is = "key" };
+	if (h && sample_call(c))
+		op->hist = h;
+	op->timed = op->hist || c->slow_op_us;
+	if (op->timed)
+		op->start_us = mono_us();
+}
+
+/* Record the call's time if sampled and, past slow_op_us, count and log
+ * it.  No shard lock may be held. */
+void cache_op_done(struct rs_cache *c, const struct op *op, const void *key,
+		   size_t klen);
+
 uint32_t cache_key_hash(const struct rs_cache *c, const void *key,
 			size_t klen);
 void cache_publish(struct shard *s, const struct rs_cache *c);
@@ -232,7 +341,8 @@ struct entry *cache_find(const struct rs_cache *c, const struct shard *s,
 void cache_drop(struct rs_cache *c, struct shard *s, struct entry *e,
 		struct entry **dead);
 uint64_t cache_evict(struct rs_cache *c, uint64_t want_e, uint64_t want_b,
-		     uint64_t max_n, int64_t now, bool writer);
+		     uint64_t max_n, int64_t now, bool writer,
+		     uint64_t *wait_us);
 int cache_copy_out(const struct entry *e, struct rs_cache_value *out);
 int cache_lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
 			const void *key, size_t klen, unsigned allow,
@@ -240,7 +350,8 @@ int cache_lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
 			struct entry **dead);
 int cache_store(struct rs_cache *c, const void *key, size_t klen,
 		const void *val, size_t vlen, int64_t stored_ms,
-		int64_t expires_ms, int64_t now, struct rs_err *err);
+		int64_t expires_ms, int64_t now, uint64_t *wait_us,
+		struct rs_err *err);
 int cache_check_key(struct rs_cache *c, const void *key, size_t klen,
 		    struct rs_err *err);
 void cache_touch(struct rs_cache *c, struct shard *s, struct entry *e);

@@ -8,7 +8,7 @@ uint64_t rs_cache_sweep(struct rs_cache *c, size_t max_per_shard)
 {
 	int64_t now = now_ms(c);
 	struct entry *dead;
-	uint64_t n = 0;
+	uint64_t n = 0, wait_us = 0;
 	size_t i, k;
 
 	for (i = 0; i < c->nshards; i++) {
@@ -18,7 +18,7 @@ uint64_t rs_cache_sweep(struct rs_cache *c, size_t max_per_shard)
 					 memory_order_relaxed) > now)
 			continue;
 		dead = NULL;
-		lock(s);
+		lock_timed(c, s, &wait_us);
 		for (k = 0; k < max_per_shard && s->heap_len &&
 			    deadline_of(c, s->heap[0]) <= now; k++) {
 			cache_drop(c, s, s->heap[0], &dead);
@@ -58,7 +58,7 @@ static uint64_t water(uint64_t bound, double frac)
 uint64_t rs_cache_evict_background(struct rs_cache *c)
 {
 	int64_t now = now_ms(c);
-	uint64_t e, b, low_e, low_b, mid_e, mid_b, batch, n;
+	uint64_t e, b, low_e, low_b, mid_e, mid_b, batch, n, wait_us = 0;
 	double rate, mid = (c->high_water + 1.0) / 2;
 
 	e = atomic_load_explicit(&c->entries, memory_order_relaxed);
@@ -87,7 +87,7 @@ uint64_t rs_cache_evict_background(struct rs_cache *c)
 	if (batch > BG_BATCH_MAX)
 		batch = BG_BATCH_MAX;
 	n = cache_evict(c, e > low_e ? e - low_e : 0, b > low_b ? b - low_b : 0,
-		  batch, now, false);
+		  batch, now, false, &wait_us);
 
 	e = atomic_load_explicit(&c->entries, memory_order_relaxed);
 	b = atomic_load_explicit(&c->bytes, memory_order_relaxed);
@@ -134,6 +134,7 @@ int rs_cache_shard_copy(struct rs_cache *c, size_t shard,
 {
 	struct rs_cache_item *it = NULL, *t;
 	int64_t now = now_ms(c);
+	uint64_t wait_us = 0;
 	struct shard *s;
 	struct entry *e;
 	size_t k = 0;
@@ -144,7 +145,7 @@ int rs_cache_shard_copy(struct rs_cache *c, size_t shard,
 		return rs_err_set(err, "no shard %zu: the cache has %zu",
 				  shard, c->nshards);
 	s = &c->shards[shard];
-	lock(s);
+	lock_timed(c, s, &wait_us);
 	if (s->entries) {
 		it = calloc(s->entries, sizeof(*it));
 		if (!it)
@@ -268,3 +269,42 @@ void rs_cache_stats_free(struct rs_cache_stats *s)
 	s->shards = NULL;
 }
 
+
+/* --- the profile ---------------------------------------------------------- */
+
+static void copy_hist(struct rs_hist *dst, const struct rs_hist *src)
+{
+	rs_hist_init(dst);
+	rs_hist_merge(dst, src);
+}
+
+/* Add n zeros to h, which only the caller sees: the uncontended lock
+ * acquisitions the shards counted instead of recording. */
+static void add_zeros(struct rs_hist *h, uint64_t n)
+{
+	if (!n)
+		return;
+	atomic_fetch_add_explicit(&h->counts[rs_hist_index(0)], n,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->total, n, memory_order_relaxed);
+	atomic_store_explicit(&h->min, 0, memory_order_relaxed);
+}
+
+void rs_cache_profile(struct rs_cache *c, struct rs_cache_profile *out)
+{
+	uint64_t fast = 0;
+	size_t i;
+
+	for (i = 0; i < c->nshards; i++)
+		fast += atomic_load_explicit(&c->shards[i].lock_fast,
+					     memory_order_relaxed);
+	copy_hist(&out->get_us, &c->get_us);
+	copy_hist(&out->set_us, &c->set_us);
+	copy_hist(&out->delete_us, &c->delete_us);
+	copy_hist(&out->load_us, &c->load_us);
+	copy_hist(&out->lock_wait_us, &c->lock_wait_us);
+	add_zeros(&out->lock_wait_us, fast);
+	out->slow_ops = atomic_load_explicit(&c->slow_ops,
+					     memory_order_relaxed);
+	out->sample_every = c->sample_mask + 1;
+}

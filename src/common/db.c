@@ -103,6 +103,37 @@ static const struct migration migrations[] = {
 		       "	PRIMARY KEY (snapshot_id, idx)\n"
 		       ") WITHOUT ROWID;",
 	},
+	{
+		/* Encryption at rest (seal.c): the id of the key a value
+		 * was sealed with, NULL for plaintext.  And the quarantine
+		 * (repair.c), where `resyncctl cache verify --repair` moves
+		 * what it takes out of use: a corrupt log record (its
+		 * columns copied as they were), a range of missing log
+		 * records, or a snapshot it marked 'quarantined' (rows left
+		 * in place for gc).  Readers of the log accept a gap the
+		 * quarantine accounts for.  [ref, ref_end] is the log seq
+		 * range, or the snapshot id twice. */
+		.version = 4,
+		.sql = "ALTER TABLE cache_log ADD COLUMN key_id TEXT;\n"
+		       "ALTER TABLE cache_snapshot ADD COLUMN key_id TEXT;\n"
+		       "CREATE TABLE cache_quarantine (\n"
+		       "	id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+		       "	time_ms INTEGER NOT NULL,\n"
+		       "	source TEXT NOT NULL,\n"
+		       "	ref INTEGER NOT NULL,\n"
+		       "	ref_end INTEGER NOT NULL,\n"
+		       "	reason TEXT NOT NULL,\n"
+		       "	origin TEXT,\n"
+		       "	op INTEGER,\n"
+		       "	key BLOB,\n"
+		       "	value BLOB,\n"
+		       "	stored_ms INTEGER,\n"
+		       "	expires_ms INTEGER,\n"
+		       "	checksum INTEGER,\n"
+		       "	key_id TEXT,\n"
+		       "	log_time_ms INTEGER\n"
+		       ");",
+	},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -46,6 +46,11 @@ struct rs_db {
 	int schema_version;          /* after open: what the file now has */
 };
 
+/* The migration that added the cache quarantine and sealed-value key ids
+ * (cache_log.key_id, cache_snapshot.key_id): a database below it has
+ * neither. */
+#define RS_DB_QUARANTINE_VERSION 4
+
 /* The schema version this build creates and understands. */
 int rs_db_schema_version(void);
 

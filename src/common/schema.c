@@ -73,6 +73,12 @@ const struct rs_schema_key rs_schema_keys[] = {
 	  "how long past its TTL an entry is served while one refresh runs; 0 disables" },
 	{ "cache", "stale_if_error", RS_T_DURATION, "0", 0, D(30), NULL, NULL, 0,
 	  "how long past its TTL an entry is served when the upstream fails; 0 disables" },
+	{ "cache", "max_key_size", RS_T_SIZE, "1000B", 1, 1024, NULL, NULL, 0,
+	  "longest key stored; the default is 1024 outside production" },
+	{ "cache", "max_value_size", RS_T_SIZE, "1MB", 1, RS_GIB, NULL, NULL, 0,
+	  "largest value stored; the default is 10MB outside production" },
+	{ "cache", "slow_op_threshold", RS_T_DURATION, "10ms", 0, M(1), NULL, NULL, 0,
+	  "log any cache operation that takes longer; 0 disables" },
 
 	/* [persistence] */
 	{ "persistence", "db", RS_T_PATH, RS_LOCALSTATEDIR "/lib/resync/resync.db",
@@ -88,6 +94,9 @@ const struct rs_schema_key rs_schema_keys[] = {
 	  NULL, 0, "snapshots older than this are collected (the newest valid one is kept)" },
 	{ "persistence", "wal_retention", RS_T_DURATION, "1h", S(1), D(30), NULL, NULL, 0,
 	  "log records covered by a snapshot are kept this long" },
+	{ "persistence", "encryption_key_file", RS_T_PATH, NULL, 0, 0, NULL, NULL,
+	  RS_K_SECRET_PATH,
+	  "seal cached values in the database with AES-256-GCM; keys, one per line, 64 hex digits, the first current" },
 
 	/* [pool] */
 	{ "pool", "min_size", RS_T_INT, "3", 1, 1000, NULL, NULL, 0,

@@ -53,6 +53,7 @@
 
 #include "crc32c.h"
 #include "db.h"
+#include "seal.h"
 #include "util.h"
 
 #define SNAPSHOT_SCHEMA_VERSION 3   /* the migration that made the tables */
@@ -61,11 +62,13 @@
 
 static const char state_writing[] = "writing";
 static const char state_complete[] = "complete";
+static const char state_quarantined[] = RS_SNAPSHOT_STATE_QUARANTINED;
 
 struct header {
 	int64_t id, time_ms, last_seq;
 	int64_t entries, bytes, checksum;  /* as stored: may be garbage */
 	char state[SNAPSHOT_STATE_MAX];
+	char key_id[SNAPSHOT_STATE_MAX];   /* "" = values in plaintext */
 };
 
 /* One row; the pointers are SQLite's or the cache item's, borrowed. */
@@ -139,10 +142,20 @@ static uint32_t crc_header(uint32_t crc, const struct header *h)
 	crc = rs_crc32c_u64(crc, (uint64_t)h->time_ms);
 	crc = rs_crc32c_u64(crc, (uint64_t)h->last_seq);
 	crc = rs_crc32c_u64(crc, (uint64_t)h->entries);
-	return rs_crc32c_u64(crc, (uint64_t)h->bytes);
+	crc = rs_crc32c_u64(crc, (uint64_t)h->bytes);
+	/* Only when sealed, so plaintext snapshots keep their checksums. */
+	if (h->key_id[0])
+		crc = rs_crc32c_lenbytes(crc, h->key_id, strlen(h->key_id));
+	return crc;
 }
 
-#define HEADER_COLUMNS "id, time_ms, last_seq, entries, bytes, checksum, state"
+/* key_id came with migration 4; a read-only open of an older database
+ * (never migrated) reads it as NULL. */
+#define HEADER_COLUMNS "id, time_ms, last_seq, entries, bytes, checksum, state, "
+#define HEADER_SQL(db, rest) \
+	((db)->schema_version >= RS_DB_QUARANTINE_VERSION ? \
+		 "SELECT " HEADER_COLUMNS "key_id" rest : \
+		 "SELECT " HEADER_COLUMNS "NULL" rest)
 
 static void column_header(sqlite3_stmt *st, struct header *h)
 {
@@ -156,6 +169,8 @@ static void column_header(sqlite3_stmt *st, struct header *h)
 	h->checksum = sqlite3_column_int64(st, 5);
 	state = sqlite3_column_text(st, 6);
 	copy_text(h->state, sizeof(h->state), state ? (const char *)state : "");
+	state = sqlite3_column_text(st, 7);
+	copy_text(h->key_id, sizeof(h->key_id), state ? (const char *)state : "");
 }
 
 static void header_info(const struct header *h, struct rs_snapshot_info *info)
@@ -168,6 +183,7 @@ static void header_info(const struct header *h, struct rs_snapshot_info *info)
 	info->bytes = (uint64_t)h->bytes;
 	info->checksum = (uint32_t)h->checksum;
 	info->complete = strcmp(h->state, state_complete) == 0;
+	info->quarantined = strcmp(h->state, state_quarantined) == 0;
 }
 
 /* 1 when snapshot `id` exists (*h filled), 0 when not, -1 on error. */
@@ -181,8 +197,7 @@ static int read_header(struct rs_db *db, int64_t id, struct header *h,
 	if (!has_tables(db))
 		return 0;
 	if (sqlite3_prepare_v2(db->handle,
-			       "SELECT " HEADER_COLUMNS
-			       " FROM cache_snapshot WHERE id = ?1",
+			       HEADER_SQL(db, " FROM cache_snapshot WHERE id = ?1"),
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
 		sql_fail(db, err, "cannot read snapshot %" PRId64 " in '%s'",
@@ -283,8 +298,13 @@ static int check_snapshot(struct rs_db *db, const struct header *h,
 
 	memset(check, 0, sizeof(*check));
 	if (strcmp(h->state, state_writing) == 0) {
+		check->incomplete = true;
 		snprintf(check->reason, sizeof(check->reason),
 			 "incomplete (state '%s')", h->state);
+		return 0;
+	}
+	if (strcmp(h->state, state_quarantined) == 0) {
+		copy_text(check->reason, sizeof(check->reason), "quarantined");
 		return 0;
 	}
 	if (strcmp(h->state, state_complete) != 0) {
@@ -354,6 +374,7 @@ out:
 
 struct writer {
 	struct rs_db *db;
+	const struct rs_keyring *keys;  /* NULL = plaintext */
 	sqlite3_stmt *insert;
 	struct header h;
 	uint32_t crc;
@@ -367,13 +388,16 @@ static int begin_header(struct writer *w, struct rs_err *err)
 
 	if (sqlite3_prepare_v2(w->db->handle,
 			       "INSERT INTO cache_snapshot (time_ms, last_seq,"
-			       " entries, bytes, checksum, state)"
-			       " VALUES (?1, ?2, 0, 0, 0, ?3)",
+			       " entries, bytes, checksum, state, key_id)"
+			       " VALUES (?1, ?2, 0, 0, 0, ?3, ?4)",
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 1, w->h.time_ms) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, w->h.last_seq) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 3, state_writing, -1, SQLITE_STATIC) !=
 		    SQLITE_OK ||
+	    (w->h.key_id[0] ?
+		     sqlite3_bind_text(st, 4, w->h.key_id, -1, SQLITE_STATIC) :
+		     sqlite3_bind_null(st, 4)) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_DONE)
 		sql_fail(w->db, err, "cannot start a snapshot in '%s'",
 			 w->db->path);
@@ -434,6 +458,8 @@ static int write_shards(struct writer *w, struct rs_cache *c,
 			return -1;
 		}
 		for (i = 0; i < n && !ret; i++) {
+			void *sealed = NULL;
+
 			r.idx = w->h.entries;
 			r.key = items[i].key;
 			r.klen = items[i].klen;
@@ -441,7 +467,15 @@ static int write_shards(struct writer *w, struct rs_cache *c,
 			r.vlen = items[i].vlen;
 			r.stored_ms = items[i].stored_ms;
 			r.expires_ms = items[i].expires_ms;
-			ret = write_row(w, &r, err);
+			if (w->keys) {
+				ret = rs_seal(w->keys, r.key, r.klen, r.val,
+					      r.vlen, &sealed, &r.vlen, NULL,
+					      err);
+				r.val = sealed;
+			}
+			if (!ret)
+				ret = write_row(w, &r, err);
+			free(sealed);
 		}
 		rs_cache_items_free(items, n);
 	}
@@ -495,10 +529,11 @@ out:
 	return ret;
 }
 
-int rs_snapshot_take(const char *db_path, struct rs_cache *c, int64_t last_seq,
+int rs_snapshot_take(const char *db_path, const struct rs_keyring *keys,
+		     struct rs_cache *c, int64_t last_seq,
 		     struct rs_snapshot_info *info, struct rs_err *err)
 {
-	struct writer w = { .crc = RS_CRC32C_INIT };
+	struct writer w = { .crc = RS_CRC32C_INIT, .keys = keys };
 	struct rs_err ignored = RS_ERR_INIT;
 	int changes, ret = -1;
 
@@ -515,6 +550,9 @@ int rs_snapshot_take(const char *db_path, struct rs_cache *c, int64_t last_seq,
 	}
 	w.h.time_ms = rs_now_ms();
 	w.h.last_seq = last_seq;
+	if (keys)
+		copy_text(w.h.key_id, sizeof(w.h.key_id),
+			  rs_keyring_current_id(keys));
 	if (begin_header(&w, err))
 		goto out;
 	if (sqlite3_prepare_v2(w.db->handle,
@@ -568,8 +606,7 @@ int rs_snapshot_list(const char *db_path,
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db->handle,
-			       "SELECT " HEADER_COLUMNS
-			       " FROM cache_snapshot ORDER BY id DESC",
+			       HEADER_SQL(db, " FROM cache_snapshot ORDER BY id DESC"),
 			       -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -634,17 +671,32 @@ out:
 
 struct loader {
 	struct rs_cache *c;
+	const struct rs_keyring *keys;
+	const char *key_id;             /* NULL: rows in plaintext */
 	struct rs_snapshot_load_report *report;
+	struct rs_err *err;             /* a row that does not open */
 };
 
 static int store_row(void *arg, const struct row *r)
 {
 	struct loader *l = arg;
 	struct rs_err why = RS_ERR_INIT;
+	const void *val = r->val;
+	size_t vlen = r->vlen;
+	void *plain = NULL;
 	int rc;
 
-	rc = rs_cache_set_at(l->c, r->key, r->klen, r->val, r->vlen,
+	/* The checksum already passed, so a value that does not open was
+	 * sealed with another key of the same id: stop, never store it. */
+	if (l->key_id) {
+		if (rs_unseal(l->keys, l->key_id, r->key, r->klen, r->val,
+			      r->vlen, &plain, &vlen, l->err))
+			return -2;
+		val = plain;
+	}
+	rc = rs_cache_set_at(l->c, r->key, r->klen, val, vlen,
 			     r->stored_ms, r->expires_ms, &why);
+	free(plain);
 	if (rc == 0) {
 		l->report->entries++;
 	} else if (rc == 1) {
@@ -657,13 +709,42 @@ static int store_row(void *arg, const struct row *r)
 	return 0;
 }
 
+/* A sealed snapshot needs its key before anything is stored. */
+static int check_key(const struct rs_db *db, const struct header *h,
+		     const struct rs_keyring *keys, struct rs_err *err)
+{
+	if (!h->key_id[0] || (keys && rs_keyring_has(keys, h->key_id)))
+		return 0;
+	if (!keys)
+		return rs_err_set(err,
+				  "snapshot %" PRId64 " in '%s' is sealed with key %s, and no encryption key file is configured",
+				  h->id, db->path, h->key_id);
+	return rs_err_set(err,
+			  "snapshot %" PRId64 " in '%s' is sealed with key %s, which is not in the key file",
+			  h->id, db->path, h->key_id);
+}
+
 static int load_rows(struct rs_db *db, const struct header *h,
-		     struct rs_cache *c, struct rs_snapshot_load_report *report,
+		     const struct rs_keyring *keys, struct rs_cache *c,
+		     struct rs_snapshot_load_report *report,
 		     struct rs_err *err)
 {
-	struct loader l = { .c = c, .report = report };
+	struct loader l = {
+		.c = c,
+		.keys = keys,
+		.key_id = h->key_id[0] ? h->key_id : NULL,
+		.report = report,
+		.err = err,
+	};
+	int rc;
 
-	if (scan_rows(db, h->id, store_row, &l, err))
+	if (check_key(db, h, keys, err))
+		return -1;
+	rc = scan_rows(db, h->id, store_row, &l, err);
+	if (rc == -2)
+		rs_err_prefix(err, "cannot load snapshot %" PRId64 " from '%s'",
+			      h->id, db->path);
+	if (rc)
 		return -1;
 	report->loaded_id = h->id;
 	report->last_seq = h->last_seq;
@@ -690,8 +771,7 @@ static int pick_newest(struct rs_db *db, struct header *h,
 	int rc, ret = -1;
 
 	if (sqlite3_prepare_v2(db->handle,
-			       "SELECT " HEADER_COLUMNS
-			       " FROM cache_snapshot ORDER BY id DESC",
+			       HEADER_SQL(db, " FROM cache_snapshot ORDER BY id DESC"),
 			       -1, &st, NULL) != SQLITE_OK) {
 		sql_fail(db, err, "cannot list the snapshots in '%s'",
 			 db->path);
@@ -701,6 +781,10 @@ static int pick_newest(struct rs_db *db, struct header *h,
 		column_header(st, h);
 		if (strcmp(h->state, state_writing) == 0) {
 			report->incomplete++;
+			continue;
+		}
+		if (strcmp(h->state, state_quarantined) == 0) {
+			report->quarantined++;
 			continue;
 		}
 		if (check_snapshot(db, h, &check, err))
@@ -724,7 +808,8 @@ out:
 	return ret;
 }
 
-int rs_snapshot_load(const char *db_path, int64_t id, struct rs_cache *c,
+int rs_snapshot_load(const char *db_path, const struct rs_keyring *keys,
+		     int64_t id, struct rs_cache *c,
 		     struct rs_snapshot_load_report *report,
 		     struct rs_err *err)
 {
@@ -756,7 +841,7 @@ int rs_snapshot_load(const char *db_path, int64_t id, struct rs_cache *c,
 		found = pick_newest(db, &h, report, err);
 		if (found < 0)
 			goto out;
-		ret = found ? load_rows(db, &h, c, report, err) : 0;
+		ret = found ? load_rows(db, &h, keys, c, report, err) : 0;
 		goto out;
 	}
 	found = read_header(db, id, &h, err);
@@ -773,7 +858,7 @@ int rs_snapshot_load(const char *db_path, int64_t id, struct rs_cache *c,
 			   id, db_path, check.reason);
 		goto out;
 	}
-	ret = load_rows(db, &h, c, report, err);
+	ret = load_rows(db, &h, keys, c, report, err);
 out:
 	if (db)
 		rollback(db);
@@ -795,9 +880,8 @@ static int newest_valid(struct rs_db *db, int64_t *keeper, struct rs_err *err)
 
 	*keeper = 0;
 	if (sqlite3_prepare_v2(db->handle,
-			       "SELECT " HEADER_COLUMNS
-			       " FROM cache_snapshot WHERE state <> ?1"
-			       " ORDER BY id DESC",
+			       HEADER_SQL(db, " FROM cache_snapshot WHERE state <> ?1"
+			       " ORDER BY id DESC"),
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 1, state_writing, -1, SQLITE_STATIC) !=
 		    SQLITE_OK)

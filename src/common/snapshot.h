@@ -58,6 +58,11 @@
  * a take running longer than this would lose its snapshot to gc. */
 #define RS_SNAPSHOT_INCOMPLETE_MAX_AGE_MS (60 * 60 * 1000LL)
 
+/* The state `resyncctl cache verify --repair` gives a corrupt snapshot
+ * (repair.h): load passes over it without counting it as corrupt, verify
+ * names it, gc collects it as any old snapshot. */
+#define RS_SNAPSHOT_STATE_QUARANTINED "quarantined"
+
 struct rs_snapshot_info {
 	int64_t id;
 	int64_t time_ms;            /* wall clock when the take started */
@@ -66,14 +71,26 @@ struct rs_snapshot_info {
 	uint64_t bytes;             /* key + value bytes stored */
 	uint32_t checksum;
 	bool complete;              /* state is 'complete' */
+	bool quarantined;           /* state is 'quarantined' */
 };
+
+/* Encryption at rest: with a keyring (seal.h), take seals every value with
+ * the current key (the cache key as associated data) and records the key's
+ * id in the header, which the checksum then covers; the checksum is over
+ * the stored, sealed bytes, so verify needs no key.  Load opens the values
+ * with the key of that id: a snapshot sealed with a key the keyring lacks
+ * (or with no keyring) is an error naming the id, never skipped for an
+ * older one and never loaded as garbage.  A NULL keyring takes plaintext
+ * snapshots. */
 
 /* Write an image of `c` that includes the log up to last_seq (>= 0); fills
  * *info (may be NULL).  Entries already past their stale windows when
  * their shard is copied are left out.  On error nothing is left behind:
  * the partial snapshot is deleted (best effort: if even that fails, it
  * stays incomplete until gc), *info is zeroed and -1 returned with err. */
-int rs_snapshot_take(const char *db_path, struct rs_cache *c, int64_t last_seq,
+struct rs_keyring;
+int rs_snapshot_take(const char *db_path, const struct rs_keyring *keys,
+		     struct rs_cache *c, int64_t last_seq,
 		     struct rs_snapshot_info *info, struct rs_err *err);
 
 /* Call cb for every snapshot, newest first, incomplete ones included.  cb
@@ -85,10 +102,12 @@ int rs_snapshot_list(const char *db_path,
 
 struct rs_snapshot_check {
 	bool ok;
+	bool incomplete;            /* state 'writing': not corrupt (yet) */
 	char reason[256];           /* "checksum mismatch", "12 rows, header says 13",
 				     * "11520 bytes, header says 11519",
 				     * "incomplete (state 'writing')",
-				     * "unknown state 'x'", "no snapshot 7" */
+				     * "unknown state 'x'", "quarantined",
+				     * "no snapshot 7" */
 };
 
 /* Recompute snapshot `id`'s checksum and counts, streaming its rows.
@@ -112,6 +131,8 @@ struct rs_snapshot_load_report {
 	int incomplete;             /* incomplete snapshots passed over (a
 				     * take that crashed or is running);
 				     * not counted in skipped */
+	int quarantined;            /* quarantined snapshots passed over;
+				     * not counted in skipped */
 };
 
 /* Load snapshot `id` into `c` (empty it first: the caller's choice); with
@@ -124,7 +145,8 @@ struct rs_snapshot_load_report {
  * last_seq = 0.  An explicit id that does not exist, is incomplete or does
  * not verify is: -1 with err saying why, nothing stored.  On a database
  * error while storing, -1 and the cache may hold part of the image. */
-int rs_snapshot_load(const char *db_path, int64_t id, struct rs_cache *c,
+int rs_snapshot_load(const char *db_path, const struct rs_keyring *keys,
+		     int64_t id, struct rs_cache *c,
 		     struct rs_snapshot_load_report *report,
 		     struct rs_err *err);
 

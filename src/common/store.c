@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "seal.h"
 #include "util.h"
 
 #define STORE_STRIPES 256          /* power of two */
@@ -42,11 +44,14 @@ struct rs_store {
 	size_t max_key, max_value;
 	uint64_t max_memory;
 	int64_t default_ttl_ms;
+	int64_t max_stale_ms;           /* the longer stale window */
+	struct rs_cache_options cache_opt;  /* for restore's staging cache */
 	int64_t (*clock_ms)(void *arg);
 	void *clock_arg;
 
 	struct rs_cache *cache;
 	struct rs_wal *wal;
+	struct rs_keyring *keys;        /* NULL = values in plaintext */
 
 	/* Lock order: follow_lock, gate, one stripe. */
 	pthread_mutex_t follow_lock;    /* guards last_seen; serialises
@@ -174,17 +179,42 @@ struct apply {
 					 * exclusively */
 	uint64_t applied, expired, rejected;
 	char rejected_reason[256];
+	/* A sealed value that did not open stops the read: its seq, why. */
+	int64_t stop_seq;
+	struct rs_err stop_err;
 };
+
+/* Open a sealed SET's value into *plain (NULL for plaintext records). */
+static int open_value(const struct rs_store *s, const struct rs_wal_record *r,
+		      void **plain, size_t *plen, struct rs_err *err)
+{
+	*plain = NULL;
+	*plen = r->vlen;
+	if (!r->key_id)
+		return 0;
+	if (!s->keys)
+		return rs_err_set(err,
+				  "cache log in '%s': seq %" PRId64 " is sealed with key %s, and no encryption key file is configured",
+				  s->db_path, r->seq, r->key_id);
+	if (rs_unseal(s->keys, r->key_id, r->key, r->klen, r->val, r->vlen,
+		      plain, plen, err)) {
+		rs_err_prefix(err, "cache log in '%s': seq %" PRId64, s->db_path,
+			      r->seq);
+		return -1;
+	}
+	return 0;
+}
 
 /* A set the cache refused must not leave an older value behind: the log
  * says the key was overwritten, and a live set that failed removed it
  * too, so recovery and memory end alike. */
-static void apply_set(struct apply *a, const struct rs_wal_record *r)
+static void apply_set(struct apply *a, const struct rs_wal_record *r,
+		      const void *val, size_t vlen)
 {
 	struct rs_err err = RS_ERR_INIT;
 	int rc;
 
-	rc = rs_cache_set_at(a->s->cache, r->key, r->klen, r->val, r->vlen,
+	rc = rs_cache_set_at(a->s->cache, r->key, r->klen, val, vlen,
 			     r->stored_ms, r->expires_ms, &err);
 	if (rc == 1) {
 		a->expired++;
@@ -204,7 +234,14 @@ static int apply_record(void *arg, const struct rs_wal_record *r)
 	struct apply *a = arg;
 	struct rs_store *s = a->s;
 	pthread_mutex_t *m = NULL;
+	void *plain = NULL;
+	size_t plen = 0;
 
+	if (r->op == RS_WAL_SET &&
+	    open_value(s, r, &plain, &plen, &a->stop_err)) {
+		a->stop_seq = r->seq;
+		return 1;
+	}
 	if (!a->all_held) {
 		if (r->op == RS_WAL_PURGE)
 			lock_all(s);
@@ -213,7 +250,7 @@ static int apply_record(void *arg, const struct rs_wal_record *r)
 	}
 	switch (r->op) {
 	case RS_WAL_SET:
-		apply_set(a, r);
+		apply_set(a, r, plain ? plain : r->val, plen);
 		break;
 	case RS_WAL_DELETE:
 		rs_cache_delete(s->cache, r->key, r->klen);
@@ -228,6 +265,7 @@ static int apply_record(void *arg, const struct rs_wal_record *r)
 		else
 			unlock_all(s);
 	}
+	free(plain);
 	a->applied++;
 	return 0;
 }
@@ -239,16 +277,21 @@ static int apply_record(void *arg, const struct rs_wal_record *r)
 static int follow_locked(struct rs_store *s, bool all_held, uint64_t *applied,
 			 struct rs_wal_read_report *rep, struct rs_err *err)
 {
-	struct apply a = { .s = s, .all_held = all_held };
+	struct apply a = { .s = s, .all_held = all_held, .stop_err = RS_ERR_INIT };
 	int rc;
 
 	rc = rs_wal_read(s->db_path, s->last_seen, s->origin, apply_record, &a,
 			 rep, err);
-	/* Also after an error: what was delivered has been applied. */
+	/* Also after an error: what was delivered has been applied; a
+	 * value that did not open was not, and is tried again. */
+	if (rc > 0)
+		rep->last_seq = a.stop_seq - 1;
 	if (rep->last_seq > s->last_seen)
 		s->last_seen = rep->last_seq;
 	if (applied)
 		*applied = a.applied;
+	if (rc > 0)
+		*err = a.stop_err;
 	return rc ? -1 : 0;
 }
 
@@ -261,6 +304,7 @@ static void store_free(struct rs_store *s)
 	if (!s)
 		return;
 	rs_cache_free(s->cache);
+	rs_keyring_free(s->keys);
 	for (i = 0; i < STORE_STRIPES; i++)
 		pthread_mutex_destroy(&s->stripe[i]);
 	if (s->gate_ok)
@@ -274,14 +318,24 @@ static void store_free(struct rs_store *s)
 static int recover(struct rs_store *s, struct rs_store_recovery *rec,
 		   struct rs_err *err)
 {
-	struct apply a = { .s = s };
+	struct apply a = { .s = s, .stop_err = RS_ERR_INIT };
 	int64_t start = rs_monotonic_ms();
 	int ret = -1;
 
-	if (rs_snapshot_load(s->db_path, 0, s->cache, &rec->snapshot, err))
+	int rc;
+
+	if (rs_snapshot_load(s->db_path, s->keys, 0, s->cache, &rec->snapshot,
+			     err))
 		goto out;
-	if (rs_wal_read(s->db_path, rec->snapshot.last_seq, NULL, apply_record,
-			&a, &rec->log, err))
+	/* A value that does not open (no key, or not this key) fails the
+	 * open: serving without it would hand out an older value. */
+	rc = rs_wal_read(s->db_path, rec->snapshot.last_seq, NULL, apply_record,
+			 &a, &rec->log, err);
+	if (rc > 0) {
+		*err = a.stop_err;
+		rec->log.last_seq = a.stop_seq - 1;
+	}
+	if (rc)
 		goto out;
 	ret = 0;
 out:
@@ -342,7 +396,12 @@ int rs_store_open(struct rs_store **out, const struct rs_store_options *opt,
 			       RS_CACHE_DEFAULT_MAX_VALUE_BYTES;
 	s->max_memory = opt->cache.max_memory_bytes;
 	s->default_ttl_ms = opt->cache.default_ttl_ms;
+	s->max_stale_ms = opt->cache.stale_while_revalidate_ms >
+					  opt->cache.stale_if_error_ms ?
+				  opt->cache.stale_while_revalidate_ms :
+				  opt->cache.stale_if_error_ms;
 	s->clock_ms = opt->cache.clock_ms;
+	s->cache_opt = opt->cache;
 	s->clock_arg = opt->cache.clock_arg;
 	s->origin = strdup(opt->origin ? opt->origin : "");
 	s->db_path = strdup(opt->db_path ? opt->db_path : "");
@@ -351,6 +410,10 @@ int rs_store_open(struct rs_store **out, const struct rs_store_options *opt,
 		goto fail;
 	}
 	if (rs_cache_new(&s->cache, &opt->cache, err))
+		goto fail;
+	if (opt->encryption_key_file && *opt->encryption_key_file &&
+	    opt->sync != RS_WAL_SYNC_OFF &&
+	    rs_keyring_load(&s->keys, opt->encryption_key_file, err))
 		goto fail;
 
 	/* The wal first: it creates and migrates a missing database, which
@@ -402,6 +465,48 @@ void rs_store_wal_stats(struct rs_store *s, struct rs_wal_stats *out)
 
 /* ---- mutations ----------------------------------------------------------- */
 
+/* Log the set in *r, then apply it; the caller holds the key's stripe. */
+static int set_locked(struct rs_store *s, const struct rs_wal_record *r,
+		      struct rs_err *err)
+{
+	struct rs_wal_record undo = {
+		.op = RS_WAL_DELETE,
+		.key = r->key,
+		.klen = r->klen,
+	};
+	struct rs_wal_record logged = *r;
+	char key_id[RS_SEAL_ID_CHARS + 1];
+	void *sealed = NULL;
+	int rc;
+
+	/* The log gets the sealed value, memory the plain one. */
+	if (s->keys && s->sync != RS_WAL_SYNC_OFF) {
+		if (rs_seal(s->keys, r->key, r->klen, r->val, r->vlen, &sealed,
+			    &logged.vlen, key_id, err))
+			return -1;
+		logged.val = sealed;
+		logged.key_id = key_id;
+	}
+	rc = rs_wal_append(s->wal, &logged, NULL, err);
+	free(sealed);
+	if (rc) {
+		rs_err_prefix(err, "cannot log the set of '%.*s%s'",
+			      shown_len(r->klen), (const char *)r->key,
+			      shown_more(r->klen));
+		return -1;
+	}
+	if (rs_cache_set_at(s->cache, r->key, r->klen, r->val, r->vlen,
+			    r->stored_ms, r->expires_ms, err) < 0) {
+		/* Logged but not stored: make both say "gone".  Should the
+		 * delete fail to commit too, recovery may store the value the
+		 * caller was told failed; that takes two faults in a row. */
+		rs_cache_delete(s->cache, r->key, r->klen);
+		rs_wal_append(s->wal, &undo, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 int rs_store_set(struct rs_store *s, const void *key, size_t klen,
 		 const void *val, size_t vlen, int64_t ttl_ms,
 		 struct rs_err *err)
@@ -413,13 +518,8 @@ int rs_store_set(struct rs_store *s, const void *key, size_t klen,
 		.val = val,
 		.vlen = vlen,
 	};
-	struct rs_wal_record undo = {
-		.op = RS_WAL_DELETE,
-		.key = key,
-		.klen = klen,
-	};
 	pthread_mutex_t *m;
-	int ret = -1;
+	int ret;
 
 	if (check_entry(s, key, klen, val, vlen, true, err))
 		return -1;
@@ -429,23 +529,35 @@ int rs_store_set(struct rs_store *s, const void *key, size_t klen,
 	r.stored_ms = now_ms(s);
 	r.expires_ms = sat_add(r.stored_ms, ttl_ms < 0 ? s->default_ttl_ms :
 							 ttl_ms);
-	if (rs_wal_append(s->wal, &r, NULL, err)) {
-		rs_err_prefix(err, "cannot log the set of '%.*s%s'",
-			      shown_len(klen), (const char *)key,
-			      shown_more(klen));
-		goto out;
-	}
-	if (rs_cache_set_at(s->cache, key, klen, val, vlen, r.stored_ms,
-			    r.expires_ms, err) < 0) {
-		/* Logged but not stored: make both say "gone".  Should the
-		 * delete fail to commit too, recovery may store the value the
-		 * caller was told failed; that takes two faults in a row. */
-		rs_cache_delete(s->cache, key, klen);
-		rs_wal_append(s->wal, &undo, NULL, NULL);
-		goto out;
-	}
-	ret = 0;
-out:
+	ret = set_locked(s, &r, err);
+	unlock_key(s, m);
+	return ret;
+}
+
+int rs_store_set_at(struct rs_store *s, const void *key, size_t klen,
+		    const void *val, size_t vlen, int64_t stored_ms,
+		    int64_t expires_ms, struct rs_err *err)
+{
+	struct rs_wal_record r = {
+		.op = RS_WAL_SET,
+		.key = key,
+		.klen = klen,
+		.val = val,
+		.vlen = vlen,
+		.stored_ms = stored_ms,
+		.expires_ms = expires_ms,
+	};
+	pthread_mutex_t *m;
+	int ret;
+
+	if (check_entry(s, key, klen, val, vlen, true, err))
+		return -1;
+	/* Not worth a log record: the cache would drop it at once, and
+	 * recovery would skip it. */
+	if (now_ms(s) >= sat_add(expires_ms, s->max_stale_ms))
+		return 1;
+	m = lock_key(s, key, klen);
+	ret = set_locked(s, &r, err);
 	unlock_key(s, m);
 	return ret;
 }
@@ -580,7 +692,8 @@ int rs_store_snapshot(struct rs_store *s, struct rs_snapshot_info *info,
 	if (rc)
 		goto fail;
 	pthread_mutex_unlock(&s->follow_lock);
-	return rs_snapshot_take(s->db_path, s->cache, last_seq, info, err);
+	return rs_snapshot_take(s->db_path, s->keys, s->cache, last_seq, info,
+				err);
 
 fail:
 	pthread_mutex_unlock(&s->follow_lock);
@@ -624,4 +737,158 @@ out:
 	if (records_removed)
 		*records_removed = n > 0 ? n : 0;
 	return ret;
+}
+
+int rs_store_flush(struct rs_store *s, struct rs_err *err)
+{
+	return rs_wal_flush(s->wal, err);
+}
+
+/* Records of a restore or import between flushes: well under the wal's
+ * queue bound, so sync = batch never refuses an append for a full queue. */
+#define STORE_BULK_FLUSH 10000
+
+/* Log and apply every item of one staged shard; the caller holds the gate
+ * exclusively. */
+static int restore_items(struct rs_store *s, struct rs_cache_item *items,
+			 size_t n, struct rs_store_restore_report *rep,
+			 struct rs_err *err)
+{
+	struct rs_wal_record r = { .op = RS_WAL_SET };
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		r.key = items[i].key;
+		r.klen = items[i].klen;
+		r.val = items[i].val;
+		r.vlen = items[i].vlen;
+		r.stored_ms = items[i].stored_ms;
+		r.expires_ms = items[i].expires_ms;
+		if (set_locked(s, &r, err))
+			return -1;
+		if (++rep->entries % STORE_BULK_FLUSH == 0 &&
+		    rs_wal_flush(s->wal, err))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The snapshot is staged in a cache of its own first: loading verifies it
+ * before anything is changed, and a snapshot that cannot be loaded leaves
+ * the store as it was.  Then, with the gate held exclusively (no other
+ * mutation of this process interleaves): a purge of everything and one set
+ * per entry with its original times, all logged, so a responder following
+ * the log ends with the same contents.
+ */
+int rs_store_restore(struct rs_store *s, int64_t id,
+		     struct rs_store_restore_report *rep, struct rs_err *err)
+{
+	struct rs_store_restore_report local;
+	struct rs_snapshot_load_report lrep;
+	struct rs_wal_record purge = { .op = RS_WAL_PURGE };
+	struct rs_cache_item *items = NULL;
+	struct rs_cache *stage = NULL;
+	size_t shard, n = 0;
+	int ret = -1;
+
+	if (!rep)
+		rep = &local;
+	memset(rep, 0, sizeof(*rep));
+	if (s->sync == RS_WAL_SYNC_OFF)
+		return rs_err_set(err,
+				  "nothing to restore from: persistence is off (sync = off)");
+	if (id <= 0)
+		return rs_err_set(err, "no snapshot %" PRId64 " in '%s'", id,
+				  s->db_path);
+	if (rs_cache_new(&stage, &s->cache_opt, err))
+		return -1;
+	if (rs_snapshot_load(s->db_path, s->keys, id, stage, &lrep, err))
+		goto out;
+	rep->expired = lrep.expired;
+	rep->rejected = lrep.rejected;
+	lock_all(s);
+	if (rs_wal_append(s->wal, &purge, NULL, err)) {
+		unlock_all(s);
+		rs_err_prefix(err, "cannot log the purge before the restore");
+		goto out;
+	}
+	rs_cache_purge(s->cache, NULL, 0);
+	for (shard = 0; shard < rs_cache_num_shards(stage); shard++) {
+		if (rs_cache_shard_copy(stage, shard, &items, &n, err) ||
+		    restore_items(s, items, n, rep, err))
+			break;
+		rs_cache_items_free(items, n);
+		items = NULL;
+		n = 0;
+	}
+	unlock_all(s);
+	if (shard < rs_cache_num_shards(stage)) {
+		rs_err_prefix(err, "restore of snapshot %" PRId64
+			      " stopped after %" PRIu64 " entries", id,
+			      rep->entries);
+		goto out;
+	}
+	if (rs_wal_flush(s->wal, err))
+		goto out;
+	ret = 0;
+out:
+	rs_cache_items_free(items, n);
+	rs_cache_free(stage);
+	return ret;
+}
+
+/* The seed's CacheConfig: production is stricter, so a key or value limit
+ * left to its default is looser elsewhere. */
+#define DEV_MAX_KEY_BYTES RS_CACHE_MAX_KEY_BYTES
+#define DEV_MAX_VALUE_BYTES (10 * 1024 * 1024)
+
+static bool is_default(const struct rs_config *cfg, const char *section,
+		       const char *key)
+{
+	const struct rs_conf_section *sec = rs_config_find(cfg, section, NULL);
+	const struct rs_conf_value *v = sec ? rs_conf_get(sec, key) : NULL;
+
+	return !v || v->source == RS_SRC_DEFAULT;
+}
+
+void rs_store_options_from_config(const struct rs_config *cfg,
+				  const char *origin,
+				  struct rs_store_options *o)
+{
+	const char *sync = rs_config_str(cfg, "persistence", "sync");
+	bool prod = rs_config_is_production(cfg);
+
+	memset(o, 0, sizeof(*o));
+	o->db_path = rs_config_str(cfg, "persistence", "db");
+	o->sync = strcmp(sync, "always") == 0 ? RS_WAL_SYNC_ALWAYS :
+		  strcmp(sync, "off") == 0    ? RS_WAL_SYNC_OFF :
+						RS_WAL_SYNC_BATCH;
+	o->sync_interval_ms = rs_config_num(cfg, "persistence", "sync_interval");
+	o->origin = origin;
+	o->snapshot_retention_ms =
+		rs_config_num(cfg, "persistence", "snapshot_retention");
+	o->wal_retention_ms = rs_config_num(cfg, "persistence", "wal_retention");
+	o->encryption_key_file =
+		rs_config_str(cfg, "persistence", "encryption_key_file");
+
+	o->cache.num_shards = (size_t)rs_config_num(cfg, "cache", "num_shards");
+	o->cache.max_entries = (uint64_t)rs_config_num(cfg, "cache", "max_entries");
+	o->cache.max_memory_bytes =
+		(uint64_t)rs_config_num(cfg, "cache", "max_memory");
+	o->cache.default_ttl_ms = rs_config_num(cfg, "cache", "ttl");
+	o->cache.stale_while_revalidate_ms =
+		rs_config_num(cfg, "cache", "stale_while_revalidate");
+	o->cache.stale_if_error_ms =
+		rs_config_num(cfg, "cache", "stale_if_error");
+	o->cache.max_key_bytes =
+		!prod && is_default(cfg, "cache", "max_key_size") ?
+			DEV_MAX_KEY_BYTES :
+			(size_t)rs_config_num(cfg, "cache", "max_key_size");
+	o->cache.slow_op_us =
+		rs_config_num(cfg, "cache", "slow_op_threshold") * 1000;
+	o->cache.max_value_bytes =
+		!prod && is_default(cfg, "cache", "max_value_size") ?
+			DEV_MAX_VALUE_BYTES :
+			(size_t)rs_config_num(cfg, "cache", "max_value_size");
 }

@@ -62,7 +62,18 @@ struct rs_store_options {
 	struct rs_cache_options cache;  /* clock included: recovery uses it */
 	int64_t snapshot_retention_ms;  /* for rs_store_gc; >= 0 */
 	int64_t wal_retention_ms;       /* for rs_store_gc; >= 0 */
+	/* Seal values in the log and snapshots with the keys in this file
+	 * (seal.h); NULL = plaintext. */
+	const char *encryption_key_file;
 };
+
+struct rs_config;
+/* Fill *o from [cache] and [persistence] of a loaded configuration, with
+ * the per-environment defaults of the key and value limits; strings are
+ * borrowed from cfg (and origin). */
+void rs_store_options_from_config(const struct rs_config *cfg,
+				  const char *origin,
+				  struct rs_store_options *o);
 
 struct rs_store_recovery {
 	struct rs_snapshot_load_report snapshot;
@@ -95,6 +106,18 @@ struct rs_cache *rs_store_cache(struct rs_store *s);
 int rs_store_set(struct rs_store *s, const void *key, size_t klen,
 		 const void *val, size_t vlen, int64_t ttl_ms,
 		 struct rs_err *err);
+/* A set with the entry's own times (import, restore): 1 when it is
+ * already past its stale windows (nothing logged, nothing changed), else
+ * as rs_store_set. */
+int rs_store_set_at(struct rs_store *s, const void *key, size_t klen,
+		    const void *val, size_t vlen, int64_t stored_ms,
+		    int64_t expires_ms, struct rs_err *err);
+
+/* Wait until every record this store has appended is committed (sync =
+ * batch: at once rather than at the interval).  Bulk writers call it now
+ * and then, so the log's bounded queue never fills. */
+int rs_store_flush(struct rs_store *s, struct rs_err *err);
+
 /* *deleted (may be NULL) says whether the key was in memory.  Logged even
  * when it was not: an evicted entry would otherwise come back at
  * recovery. */
@@ -124,6 +147,24 @@ int rs_store_snapshot(struct rs_store *s, struct rs_snapshot_info *info,
  * NULL. */
 int rs_store_gc(struct rs_store *s, uint64_t *snapshots_removed,
 		int64_t *records_removed, struct rs_err *err);
+
+struct rs_store_restore_report {
+	uint64_t entries;               /* restored */
+	uint64_t expired;               /* in the snapshot, past their windows */
+	uint64_t rejected;              /* the cache refused (bounds) */
+};
+
+/* Make the cache what snapshot `id` holds: the snapshot is verified and
+ * staged first (an unusable one changes nothing), then everything is
+ * purged and each entry set with its original times, all of it logged so
+ * that a responder following the log ends the same.  Mutations of this
+ * process wait meanwhile.  With sync = always every entry is its own
+ * commit: restore big snapshots with sync = batch (resyncctl does).  -1
+ * with err when the snapshot cannot be loaded (nothing changed) or the log
+ * fails part-way (what was logged stays: the cache then holds part of the
+ * snapshot, and says so). */
+int rs_store_restore(struct rs_store *s, int64_t id,
+		     struct rs_store_restore_report *rep, struct rs_err *err);
 
 void rs_store_wal_stats(struct rs_store *s, struct rs_wal_stats *out);
 

@@ -12,6 +12,9 @@
  *	len(key), key bytes,
  *	value present (1 byte: 1 or 0), len(value), value bytes,
  *	stored_ms, expires_ms          (0 when the column is NULL),
+ *	len(key_id), key_id bytes      (only for a sealed value: plaintext
+ *	                                records keep the encoding they had
+ *	                                before encryption existed),
  *	seq
  *
  * The lengths make the encoding unambiguous (a byte moved from the key to
@@ -47,6 +50,7 @@
 
 #include "crc32c.h"
 #include "db.h"
+#include "histogram.h"
 #include "util.h"
 
 #define WAL_RETRY_MIN_MS 10
@@ -61,6 +65,8 @@ struct waiter {
 	char msg[RS_ERR_MSG_MAX];
 };
 
+#define WAL_KEY_ID_MAX 32           /* seal.h's ids are 16 characters */
+
 /* One queued record: one allocation, immutable once queued except for
  * `next`, so the writer reads it without the lock. */
 struct item {
@@ -71,6 +77,7 @@ struct item {
 	enum rs_wal_op op;
 	uint32_t crc;               /* CRC state of all fields but seq */
 	bool has_val;
+	char key_id[WAL_KEY_ID_MAX];    /* "" = plaintext value */
 	size_t klen, vlen, olen;
 	struct waiter *waiter;      /* sync = always: who waits for it */
 	unsigned char data[];       /* key, value, origin and a NUL */
@@ -106,6 +113,12 @@ struct rs_wal {
 	int64_t failing_since_ms;   /* monotonic; 0 = last commit succeeded */
 	uint64_t lost;              /* given up on while closing */
 	struct rs_wal_stats st;     /* queued, degraded_ms filled on read */
+
+	/* Lock-free (rs_hist's relaxed atomics), not under lock: the
+	 * successful group commits' time (what st.commit_us_total adds up)
+	 * and, with sync = always, each committed append's wait from queueing
+	 * to its group's commit.  Microseconds; empty with sync = off. */
+	struct rs_hist commit_us, append_wait_us;
 };
 
 /* The CRC state over every field but seq (and the checksum). */
@@ -123,6 +136,8 @@ static uint32_t crc_without_seq(const struct rs_wal_record *rec)
 	crc = rs_crc32c_lenbytes(crc, rec->val, present ? rec->vlen : 0);
 	crc = rs_crc32c_u64(crc, (uint64_t)rec->stored_ms);
 	crc = rs_crc32c_u64(crc, (uint64_t)rec->expires_ms);
+	if (rec->key_id)
+		crc = rs_crc32c_lenbytes(crc, rec->key_id, strlen(rec->key_id));
 	return crc;
 }
 
@@ -251,6 +266,7 @@ static struct item *group_committed(struct rs_wal *w, size_t n,
 	w->st.commit_us_total += (uint64_t)us;
 	if ((uint64_t)us > w->st.commit_us_max)
 		w->st.commit_us_max = (uint64_t)us;
+	rs_hist_record(&w->commit_us, (uint64_t)us);
 	w->st.degraded = false;
 	w->failing_since_ms = 0;
 	w->backoff_ms = 0;
@@ -313,7 +329,10 @@ static int bind_item(struct rs_wal *w, const struct item *it, int64_t seq,
 		   sqlite3_bind_null(st, 7)) ||
 	    (set ? sqlite3_bind_int64(st, 8, it->expires_ms) :
 		   sqlite3_bind_null(st, 8)) ||
-	    sqlite3_bind_int64(st, 9, (int64_t)checksum))
+	    sqlite3_bind_int64(st, 9, (int64_t)checksum) ||
+	    (it->key_id[0] ?
+		     sqlite3_bind_text(st, 10, it->key_id, -1, SQLITE_STATIC) :
+		     sqlite3_bind_null(st, 10)))
 		return -1;
 	return 0;
 }
@@ -458,12 +477,17 @@ static int open_db(struct rs_wal *w, int busy_timeout_ms, struct rs_err *err)
 	if (rs_db_open(&w->db, w->path, &o, err))
 		return -1;
 	if (prepare(w, "BEGIN IMMEDIATE", &w->begin_st, err) ||
-	    prepare(w, "SELECT coalesce(max(seq), 0) FROM cache_log",
+	    /* Past what verify --repair moved to the quarantine too: a
+	     * quarantined newest record's seq must not come back, or a
+	     * snapshot or follower past it would skip the new record. */
+	    prepare(w, "SELECT max(coalesce((SELECT max(seq) FROM cache_log), 0),"
+		    " coalesce((SELECT max(ref_end) FROM cache_quarantine"
+		    " WHERE source = 'log'), 0))",
 		    &w->max_st, err) ||
 	    prepare(w,
 		    "INSERT INTO cache_log (seq, time_ms, origin, op, key,"
-		    " value, stored_ms, expires_ms, checksum)"
-		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		    " value, stored_ms, expires_ms, checksum, key_id)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 		    &w->insert_st, err) ||
 	    prepare(w, "COMMIT", &w->commit_st, err) ||
 	    prepare(w, "ROLLBACK", &w->rollback_st, err))
@@ -529,6 +553,8 @@ int rs_wal_open(struct rs_wal **out, const struct rs_wal_options *opt,
 	w->queue_max = opt->queue_max ? opt->queue_max :
 					RS_WAL_QUEUE_MAX_DEFAULT;
 	pthread_mutex_init(&w->lock, NULL);
+	rs_hist_init(&w->commit_us);
+	rs_hist_init(&w->append_wait_us);
 	/* Deadlines are monotonic: a clock step must not stall a commit. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -581,6 +607,11 @@ static struct item *new_item(const struct rs_wal *w,
 		rs_err_set(err, "cache log record with a length but no data");
 		return NULL;
 	}
+	if (set && rec->key_id &&
+	    (!*rec->key_id || strlen(rec->key_id) >= WAL_KEY_ID_MAX)) {
+		rs_err_set(err, "cache log record with an invalid key id");
+		return NULL;
+	}
 	if (rec->klen > w->max_record_bytes ||
 	    vlen > w->max_record_bytes - rec->klen ||
 	    olen + WAL_ROW_OVERHEAD_BYTES >
@@ -605,6 +636,8 @@ static struct item *new_item(const struct rs_wal *w,
 	it->klen = rec->klen;
 	it->vlen = vlen;
 	it->olen = olen;
+	if (set && rec->key_id)
+		memcpy(it->key_id, rec->key_id, strlen(rec->key_id) + 1);
 	if (rec->klen)
 		memcpy(it->data, rec->key, rec->klen);
 	if (vlen)
@@ -620,6 +653,7 @@ static struct item *new_item(const struct rs_wal *w,
 		.vlen = vlen,
 		.stored_ms = it->stored_ms,
 		.expires_ms = it->expires_ms,
+		.key_id = it->key_id[0] ? it->key_id : NULL,
 	});
 	return it;
 }
@@ -628,6 +662,7 @@ int rs_wal_append(struct rs_wal *w, const struct rs_wal_record *rec,
 		  int64_t *seq, struct rs_err *err)
 {
 	struct waiter wt = { .done = false };
+	struct timespec t0 = { 0 };
 	struct item *it;
 	uint64_t queued;
 
@@ -643,6 +678,10 @@ int rs_wal_append(struct rs_wal *w, const struct rs_wal_record *rec,
 	if (!it)
 		return -1;
 
+	/* The wait starts with the queue's lock: the copy and checksum
+	 * above are the appender's own work, not the log's. */
+	if (w->sync == RS_WAL_SYNC_ALWAYS)
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&w->lock);
 	if (w->stopping || w->nqueued >= w->queue_max) {
 		bool closing = w->stopping;
@@ -686,6 +725,7 @@ int rs_wal_append(struct rs_wal *w, const struct rs_wal_record *rec,
 	if (w->sync == RS_WAL_SYNC_ALWAYS) {
 		if (wt.rc)
 			return rs_err_set(err, "%s", wt.msg);
+		rs_hist_record(&w->append_wait_us, (uint64_t)elapsed_us(&t0));
 		if (seq)
 			*seq = wt.seq;
 	}
@@ -752,6 +792,19 @@ int rs_wal_close(struct rs_wal *w, struct rs_err *err)
 	}
 	wal_free(w);
 	return ret;
+}
+
+void rs_wal_get_profile(struct rs_wal *w, struct rs_hist *commit_us,
+			struct rs_hist *append_wait_us)
+{
+	if (commit_us) {
+		rs_hist_init(commit_us);
+		rs_hist_merge(commit_us, &w->commit_us);
+	}
+	if (append_wait_us) {
+		rs_hist_init(append_wait_us);
+		rs_hist_merge(append_wait_us, &w->append_wait_us);
+	}
 }
 
 void rs_wal_get_stats(struct rs_wal *w, struct rs_wal_stats *out)

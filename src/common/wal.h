@@ -76,6 +76,10 @@ struct rs_wal_record {
 	const void *val;
 	size_t vlen;
 	int64_t stored_ms, expires_ms;  /* SET only (0 otherwise) */
+	/* SET only: the id of the key the value is sealed with (seal.h),
+	 * NULL when it is plaintext.  The log stores the value as given:
+	 * sealing and opening are the caller's (the store's). */
+	const char *key_id;
 	uint32_t checksum;      /* CRC-32C of every other field, seq included */
 };
 
@@ -138,6 +142,16 @@ struct rs_wal_stats {
 };
 void rs_wal_get_stats(struct rs_wal *w, struct rs_wal_stats *out);
 
+/* Latency histograms in microseconds (histogram.h), copied into the
+ * caller's (each may be NULL; overwritten, need no rs_hist_init):
+ * commit_us, each successful group commit, BEGIN IMMEDIATE to COMMIT done,
+ * fsync included (count = groups); append_wait_us, with sync = always, each
+ * acknowledged append's wait for its group's commit (failed appends are
+ * not in it).  Both stay empty with sync = off. */
+struct rs_hist;
+void rs_wal_get_profile(struct rs_wal *w, struct rs_hist *commit_us,
+			struct rs_hist *append_wait_us);
+
 /* ---- reading, without a writer ------------------------------------------ */
 
 struct rs_wal_read_report {
@@ -148,17 +162,22 @@ struct rs_wal_read_report {
 	 * none. */
 	int64_t first_seq, last_seq;
 	bool stopped;               /* a bad record ended the read */
+	bool gap;                   /* ...a gap before it (records missing),
+				     * the record itself may be good */
 	int64_t bad_seq;            /* its seq */
 	char reason[256];           /* "checksum mismatch", "gap: seq 41 follows 39" ... */
 };
 
 /* Call cb for each record with seq > after_seq, in order, skipping those
  * whose origin equals skip_origin (NULL = none) after they have been
- * verified.  The records must be consecutive: when after_seq > 0 the first
- * one must be after_seq + 1.  cb returns 0 to go on, non-zero to stop (that
+ * verified.  The records must be consecutive, the first one after_seq + 1
+ * (so reading from 0 a log whose start was truncated, when no snapshot
+ * covers the records before it, is a gap: they are lost).  cb returns 0 to go on, non-zero to stop (that
  * value is returned).  A bad record (checksum mismatch, gap, unknown op,
  * set without value) stops the read with report->stopped set; that is not
- * an error of the call (returns 0).  A database whose schema predates the
+ * an error of the call (returns 0).  A gap the quarantine accounts for
+ * (records `resyncctl cache verify --repair` moved aside or recorded as
+ * missing, see repair.h) is not a fault.  A database whose schema predates the
  * log reads as empty.  Errors opening or reading the database return -1
  * with err. */
 int rs_wal_read(const char *db_path, int64_t after_seq,

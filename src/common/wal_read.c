@@ -51,13 +51,13 @@ static void row_record(sqlite3_stmt *st, struct rs_wal_record *r,
 	r->expires_ms = sqlite3_column_int64(st, 7);
 	*checksum = sqlite3_column_int64(st, 8);
 	r->checksum = (uint32_t)*checksum;
+	r->key_id = (const char *)sqlite3_column_text(st, 9);
 }
 
-/* NULL when the record is good, else why not.  `prev` is the seq it must
- * follow (0 = any). */
+/* NULL when the record itself is good, else why not; continuity is
+ * checked apart (check_gap). */
 static const char *verify_record(const struct rs_wal_record *r, int64_t op,
-				 int64_t checksum, int64_t prev, char *buf,
-				 size_t len)
+				 int64_t checksum, char *buf, size_t len)
 {
 	struct rs_wal_record c = *r;
 
@@ -67,11 +67,6 @@ static const char *verify_record(const struct rs_wal_record *r, int64_t op,
 	if (op < INT32_MIN || op > INT32_MAX ||
 	    checksum != (int64_t)rs_wal_checksum(&c))
 		return "checksum mismatch";
-	if (prev && r->seq != prev + 1) {
-		snprintf(buf, len, "gap: seq %" PRId64 " follows %" PRId64,
-			 r->seq, prev);
-		return buf;
-	}
 	if (op < RS_WAL_SET || op > RS_WAL_PURGE) {
 		snprintf(buf, len, "unknown op %" PRId64, op);
 		return buf;
@@ -79,6 +74,45 @@ static const char *verify_record(const struct rs_wal_record *r, int64_t op,
 	if (op == RS_WAL_SET && !r->val)
 		return "set without value";
 	return NULL;
+}
+
+/* 1 when the quarantine accounts for every seq in [from, to] (verify
+ * --repair moved those records aside, or recorded them missing), 0 when
+ * not, -1 on a database error.  Only asked on a gap, which is rare. */
+static int quarantined(struct rs_db *db, sqlite3_stmt **st, int64_t from,
+		       int64_t to)
+{
+	int64_t next = from, ref, end;
+	int rc, ret = 0;
+
+	if (db->schema_version < RS_DB_QUARANTINE_VERSION)
+		return 0;
+	if (!*st && sqlite3_prepare_v2(db->handle,
+				       "SELECT ref, ref_end FROM cache_quarantine"
+				       " WHERE source = 'log' AND ref_end >= ?1"
+				       " AND ref <= ?2 ORDER BY ref",
+				       -1, st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_reset(*st);
+	if (sqlite3_bind_int64(*st, 1, from) != SQLITE_OK ||
+	    sqlite3_bind_int64(*st, 2, to) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(*st)) == SQLITE_ROW) {
+		ref = sqlite3_column_int64(*st, 0);
+		end = sqlite3_column_int64(*st, 1);
+		if (ref > next)
+			break;
+		if (end >= next)
+			next = end + 1;
+		if (next > to) {
+			ret = 1;
+			break;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = -1;
+	sqlite3_reset(*st);
+	return ret;
 }
 
 int rs_wal_read(const char *db_path, int64_t after_seq,
@@ -90,12 +124,12 @@ int rs_wal_read(const char *db_path, int64_t after_seq,
 	struct rs_db_options o = { .flags = RS_DB_READONLY };
 	struct rs_wal_read_report local;
 	struct rs_wal_record r;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = NULL, *qst = NULL;
 	struct rs_db *db = NULL;
 	char buf[sizeof(report->reason)];
 	const char *bad;
 	int64_t prev = after_seq > 0 ? after_seq : 0, op, sum;
-	int rc, ret = -1;
+	int rc, q, ret = -1;
 
 	if (!report)
 		report = &local;
@@ -107,9 +141,13 @@ int rs_wal_read(const char *db_path, int64_t after_seq,
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db->handle,
-			       "SELECT seq, time_ms, origin, op, key, value,"
-			       " stored_ms, expires_ms, checksum"
-			       " FROM cache_log WHERE seq > ?1 ORDER BY seq",
+			       db->schema_version >= RS_DB_QUARANTINE_VERSION ?
+				       "SELECT seq, time_ms, origin, op, key, value,"
+				       " stored_ms, expires_ms, checksum, key_id"
+				       " FROM cache_log WHERE seq > ?1 ORDER BY seq" :
+				       "SELECT seq, time_ms, origin, op, key, value,"
+				       " stored_ms, expires_ms, checksum, NULL"
+				       " FROM cache_log WHERE seq > ?1 ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 1, after_seq) != SQLITE_OK) {
 		rs_err_set(err, "cannot read the cache log in '%s': %s",
@@ -118,7 +156,34 @@ int rs_wal_read(const char *db_path, int64_t after_seq,
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		row_record(st, &r, &op, &sum);
-		bad = verify_record(&r, op, sum, prev, buf, sizeof(buf));
+		bad = verify_record(&r, op, sum, buf, sizeof(buf));
+		/* A gap before a bad record is reported first, so that
+		 * resuming at the bad one finds both.  (A corrupt seq
+		 * reads as a gap up to it, then as a bad record.) */
+		if (r.seq != prev + 1) {
+			q = r.seq > prev + 1 ?
+				    quarantined(db, &qst, prev + 1, r.seq - 1) :
+				    0;
+			if (q < 0) {
+				rs_err_set(err,
+					   "cannot read the cache quarantine in '%s': %s",
+					   db_path, sqlite3_errmsg(db->handle));
+				goto out;
+			}
+			if (q == 0) {
+				report->gap = true;
+				if (prev)
+					snprintf(buf, sizeof(buf),
+						 "gap: seq %" PRId64
+						 " follows %" PRId64,
+						 r.seq, prev);
+				else
+					snprintf(buf, sizeof(buf),
+						 "gap: the log starts at seq %" PRId64,
+						 r.seq);
+				bad = buf;
+			}
+		}
 		if (bad) {
 			report->stopped = true;
 			report->bad_seq = r.seq;
@@ -148,6 +213,7 @@ int rs_wal_read(const char *db_path, int64_t after_seq,
 	}
 	ret = 0;
 out:
+	sqlite3_finalize(qst);
 	sqlite3_finalize(st);
 	rs_db_close(db);
 	return ret;

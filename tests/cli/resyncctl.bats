@@ -120,7 +120,7 @@ load helpers
 	run rctl config c.conf
 	assert_status 0
 	assert_output_has "c.conf: OK (environment development)"
-	run rctl c --format json c.conf
+	run rctl con --format json c.conf
 	assert_status 0
 	assert_jq '.valid == true'
 }
@@ -186,8 +186,9 @@ load helpers
 		usage=$(rctl "$cmd" --help | sed -n 's/^usage: //p')
 		synopsis=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH /{/^\./d;p}' "$page" |
 			sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g')
-		[ "$synopsis" = "$usage" ] ||
-			{ printf 'SYNOPSIS of %s:\n  %s\nexpected:\n  %s\n' "$page" "$synopsis" "$usage" >&2; false; }
+		# The command's own line; verbs add one each (test_cmd checks those).
+		grep -qxF "$usage" <<<"$synopsis" ||
+			{ printf 'SYNOPSIS of %s:\n%s\nhas no line:\n  %s\n' "$page" "$synopsis" "$usage" >&2; false; }
 		sed 's/\\-/-/g' "$RS_TOP_SRCDIR/man/resyncctl.1" | grep -qF "resyncctl-$cmd" ||
 			{ echo "resyncctl.1 does not refer to resyncctl-$cmd" >&2; false; }
 	done

@@ -1,6 +1,8 @@
 /* cache: expiry, stale windows, both bounds, eviction order, accounting,
- * limits, purge, sweep, background eviction, statistics, single flight.
- * Time is an injected clock except where threads wait for real. */
+ * limits, purge, sweep, background eviction, statistics, single flight,
+ * the profile and the slow-operation log.  Time is an injected clock
+ * except where threads wait for real (the profile always times for real:
+ * it reads the monotonic clock, not the injected one). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -8,7 +10,9 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "log.h"
 #include "tap.h"
+#include "testlib.h"
 
 static _Atomic int64_t clk;
 
@@ -945,6 +949,319 @@ static void test_load_waits(void)
 	rs_cache_free(c);
 }
 
+/* ---- profile ------------------------------------------------------------ */
+
+static struct rs_cache_profile *profile(struct rs_cache *c)
+{
+	struct rs_cache_profile *p = malloc(sizeof(*p));
+
+	if (p)
+		rs_cache_profile(c, p);
+	return p;
+}
+
+static void test_profile_counts(void)
+{
+	struct rs_cache_options o = opts();
+	struct loader_arg la = { 0 };
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_cache_profile *p;
+	struct rs_cache_value v;
+	struct rs_cache_stats s;
+	struct rs_cache *c;
+	char key[32], big[2048];
+	uint64_t locks;
+	int i;
+
+	o.profile_every = 1;
+	o.max_value_bytes = 1024;
+	c = mk(&o);
+	atomic_store(&clk, 0);
+	memset(big, 'b', sizeof(big));
+	for (i = 0; i < 10; i++) {              /* 10 sets, one lock each */
+		snprintf(key, sizeof(key), "k%d", i);
+		set_s(c, key, "v", -1);
+	}
+	for (i = 0; i < 20; i++)                /* 20 gets, one lock each */
+		status(c, i % 2 ? "k1" : "none", 0);
+	status(c, "", 0);                       /* a get, no lock */
+	for (i = 0; i < 5; i++) {               /* 5 deletes, one lock each */
+		snprintf(key, sizeof(key), "k%d", i);
+		rs_cache_delete(c, key, strlen(key));
+	}
+	/* set_at: stored (one lock); past its windows (one, to remove). */
+	rs_cache_set_at(c, "at", 2, "v", 1, 0, 500, &err);
+	rs_cache_set_at(c, "k9", 2, "v", 1, -2000, -1000, &err);
+	/* A set refused before locking. */
+	rs_cache_set(c, "big", 3, big, sizeof(big), -1, &err);
+	rs_cache_purge(c, "k", 1);              /* one lock per shard: 4 */
+	/* A load: look up, store, publish (3 locks); then a hit (1). */
+	rs_cache_get_or_load(c, "ld", 2, loader, &la, 1000, &v, &err);
+	rs_cache_value_free(&v);
+	rs_cache_get_or_load(c, "ld", 2, loader, &la, 1000, &v, &err);
+	rs_cache_value_free(&v);
+	locks = 10 + 20 + 5 + 2 + 4 + 3 + 1;
+
+	s = stats(c);
+	rs_cache_stats_free(&s);
+	p = profile(c);
+	if (!ok(p != NULL, "profile: copied"))
+		goto out;
+	is_int(p->sample_every, 1, "profile: every call with profile_every 1");
+	is_int(rs_hist_count(&p->get_us), 21, "profile: one get time per get");
+	is_int(rs_hist_count(&p->set_us), 13,
+	       "profile: one set time per set and set_at, refused ones too");
+	is_int(rs_hist_count(&p->delete_us), 5,
+	       "profile: one delete time per delete");
+	is_int(rs_hist_count(&p->load_us), 2,
+	       "profile: one load time per get_or_load, hit or miss");
+	is_int(rs_hist_count(&p->lock_wait_us), locks,
+	       "profile: one lock wait per shard lock the calls took (not stats')");
+	is_int(rs_hist_count_le(&p->lock_wait_us, 0), locks,
+	       "profile: single-threaded, every lock was free (0 us)");
+	is_int(p->slow_ops, 0, "profile: no slow operations while that is off");
+	ok(rs_hist_max(&p->get_us) < 1000000,
+	   "profile: op times are microseconds of the real clock");
+	free(p);
+	p = profile(c);
+	if (p)
+		is_int(rs_hist_count(&p->lock_wait_us), locks,
+		       "profile: reading it takes no counted lock");
+out:
+	free(p);
+	rs_cache_free(c);
+}
+
+static void test_profile_sampled(void)
+{
+	struct rs_cache_options o = opts();
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_cache_profile *p;
+	struct rs_cache *c;
+	uint64_t n;
+	int i;
+
+	o.profile_every = 3;
+	ok(rs_cache_new(&c, &o, &err) < 0, "profile: profile_every 3 refused");
+	has_str(err.msg, "profile_every is 3, must be a power of two",
+		"profile: names profile_every");
+	o = opts();
+	o.slow_op_us = -1;
+	ok(rs_cache_new(&c, &o, &err) < 0, "profile: negative slow_op_us refused");
+	has_str(err.msg, "slow_op_us is -1", "profile: names slow_op_us");
+
+	o = opts();
+	c = mk(&o);
+	atomic_store(&clk, 0);
+	set_s(c, "k", "v", -1);
+	/* get, set, get, set ...: a counter taking every 8th call would
+	 * only ever see one of the two. */
+	for (i = 0; i < 8000; i++) {
+		status(c, "k", 0);
+		set_s(c, "k", "v", -1);
+	}
+	p = profile(c);
+	if (!ok(p != NULL, "sampled: copied"))
+		goto out;
+	is_int(p->sample_every, 8, "sampled: one call in 8 by default");
+	n = rs_hist_count(&p->get_us);
+	ok(n > 700 && n < 1300, "sampled: about 1 get in 8 timed");
+	printf("#   %llu of 8000 gets timed\n", (unsigned long long)n);
+	n = rs_hist_count(&p->set_us);
+	ok(n > 700 && n < 1300, "sampled: about 1 set in 8, interleaved");
+	printf("#   %llu of 8001 sets timed\n", (unsigned long long)n);
+	is_int(rs_hist_count(&p->lock_wait_us), 16001,
+	       "sampled: lock waits are not sampled");
+out:
+	free(p);
+	rs_cache_free(c);
+}
+
+struct hammer {
+	pthread_t tid;
+	struct rs_cache *c;
+	int n;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	int i;
+
+	for (i = 0; i < h->n; i++) {
+		if (i % 4 == 0)
+			set_s(h->c, "hot", "v", -1);
+		else
+			status(h->c, "hot", 0);
+	}
+	return NULL;
+}
+
+static void test_profile_contended(void)
+{
+	struct rs_cache_options o = opts();
+	struct hammer h[4];
+	struct rs_cache_profile *p;
+	struct rs_cache *c;
+	int i;
+
+	o.num_shards = 1;
+	o.profile_every = 1;
+	c = mk(&o);
+	atomic_store(&clk, 0);
+	for (i = 0; i < 4; i++) {
+		h[i] = (struct hammer){ .c = c, .n = 20000 };
+		pthread_create(&h[i].tid, NULL, hammer_main, &h[i]);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(h[i].tid, NULL);
+	p = profile(c);
+	if (p) {
+		is_int(rs_hist_count(&p->lock_wait_us), 80000,
+		       "contended: every acquisition counted, waited or not");
+		is_int(rs_hist_count(&p->get_us) + rs_hist_count(&p->set_us),
+		       80000, "contended: every call timed");
+		printf("#   lock waits: %llu of 80000 over 0 us, max %llu us\n",
+		       (unsigned long long)(80000 -
+			       rs_hist_count_le(&p->lock_wait_us, 0)),
+		       (unsigned long long)rs_hist_max(&p->lock_wait_us));
+	}
+	free(p);
+	rs_cache_free(c);
+}
+
+static int log_to(const char *path)
+{
+	struct rs_log_options lo = {
+		.level = RS_LOG_INFO,
+		.target = RS_LOG_FILE,
+		.path = path,
+	};
+	struct rs_err err = RS_ERR_INIT;
+
+	if (rs_log_setup(&lo, &err) < 0) {
+		printf("#   log setup: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first line of text containing `what`, cut at its end; "" if none. */
+static const char *line_with(char *text, const char *what)
+{
+	char *p = text ? strstr(text, what) : NULL, *end;
+
+	if (!p)
+		return "";
+	while (p > text && p[-1] != '\n')
+		p--;
+	end = strchr(p, '\n');
+	if (end)
+		*end = '\0';
+	return p;
+}
+
+static void test_slow_ops(void)
+{
+	struct rs_cache_options o = opts();
+	struct loader_arg la = { .sleep_ms = 5 };
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_cache_profile *p = NULL;
+	struct rs_cache_value v;
+	char path[TEST_PATH_MAX], key[200], *text = NULL;
+	size_t big_len = 1024 * 1024;
+	char *big = calloc(1, big_len);
+	const char *line;
+	struct tmpdir t = { "" };
+	struct rs_cache *c;
+	int i;
+
+	if (!ok(big && make_tmpdir(&t, "cache-slow") == 0, "slow: temp dir"))
+		goto done;
+	join(path, &t, "log");
+	if (log_to(path) < 0)
+		goto done;
+
+	/* Off: nothing logged, however slow. */
+	o.max_value_bytes = big_len;
+	c = mk(&o);
+	atomic_store(&clk, 0);
+	rs_cache_set(c, "b", 1, big, big_len, -1, &err);
+	rs_cache_get_or_load(c, "ld", 2, loader, &la, 1000, &v, &err);
+	rs_cache_value_free(&v);
+	p = profile(c);
+	if (p)
+		is_int(p->slow_ops, 0, "slow: none counted with slow_op_us 0");
+	free(p);
+	rs_cache_free(c);
+	text = slurp(path);
+	is_str(text, "", "slow: nothing logged with slow_op_us 0");
+	free(text);
+
+	/* 1 ms: the loader's 5 ms make the load slow. */
+	o.slow_op_us = 1000;
+	c = mk(&o);
+	rs_cache_get_or_load(c, "jobs:ABC", 8, loader, &la, 1000, &v, &err);
+	rs_cache_value_free(&v);
+	p = profile(c);
+	if (p)
+		ok(p->slow_ops >= 1, "slow: the load counted");
+	free(p);
+	rs_cache_free(c);
+	text = slurp(path);
+	line = line_with(text, "slow cache get_or_load: ");
+	has_str(line, "warning: slow cache get_or_load: ",
+		"slow: logged as a warning");
+	has_str(line, " ms (lock wait ", "slow: with its time and lock wait");
+	has_str(line, ", loader ", "slow: and the loader's share");
+	has_str(line, ") key 'jobs:ABC'", "slow: and the key");
+	free(text);
+
+	/* 1 us: copying 1 MiB in or out is slow; a binary, long key is
+	 * escaped and cut. */
+	o.slow_op_us = 1;
+	c = mk(&o);
+	memset(key, 'x', sizeof(key));
+	memcpy(key, "bin\x01\xff'\\", 7);
+	rs_cache_set(c, key, sizeof(key), big, big_len, -1, &err);
+	rs_cache_get(c, key, sizeof(key), 0, &v);
+	rs_cache_value_free(&v);
+	for (i = 0; i < 1000; i++) {
+		char k[16];
+
+		snprintf(k, sizeof(k), "p:%d", i);
+		set_s(c, k, "v", -1);
+	}
+	rs_cache_purge(c, "p:", 2);
+	p = profile(c);
+	if (p)
+		ok(p->slow_ops >= 3, "slow: set, get and purge counted");
+	free(p);
+	rs_cache_free(c);
+	text = slurp(path);
+	line = line_with(text, "slow cache set: ");
+	has_str(line, "key 'bin\\x01\\xff\\x27\\x5cxxx",
+		"slow: key bytes outside printable ASCII, quote and backslash as \\xNN");
+	ok(strstr(line, "xxx...'") &&
+	   strlen(strstr(line, "key '") + 5) == 64 + 4,
+	   "slow: key cut to 64 characters and \"...\"");
+	printf("#   %s\n", line);
+	free(text);
+	text = slurp(path);
+	has_str(line_with(text, "slow cache get: "), "key 'bin\\x01",
+		"slow: a slow get logged");
+	free(text);
+	text = slurp(path);
+	has_str(line_with(text, "slow cache purge: "), "prefix 'p:'",
+		"slow: a slow purge names its prefix");
+	free(text);
+	text = NULL;
+done:
+	rs_log_shutdown();
+	free(big);
+	remove_tmpdir(&t);
+}
+
 int main(void)
 {
 	test_options();
@@ -965,5 +1282,9 @@ int main(void)
 	test_single_flight();
 	test_load_failures();
 	test_load_waits();
+	test_profile_counts();
+	test_profile_sampled();
+	test_profile_contended();
+	test_slow_ops();
 	return tap_done();
 }

@@ -36,23 +36,23 @@ static char *synopsis(const char *man)
 					i += 2;
 					continue;
 				}
+				char c = p[i];
+
 				if (p[i] == '\\' && i + 1 < len && p[i + 1] == '-') {
-					rs_buf_putc(&b, '-');
+					c = '-';
+					i++;
+				} else if (p[i] == '\\' && i + 1 < len && p[i + 1] == '&') {
 					i++;
 					continue;
 				}
-				if (p[i] == '\\' && i + 1 < len && p[i + 1] == '&') {
-					i++;
-					continue;
-				}
-				if (isspace((unsigned char)p[i])) {
+				if (isspace((unsigned char)c)) {
 					space = true;
 					continue;
 				}
 				if (space && b.len && b.data[b.len - 1] != '\n')
 					rs_buf_putc(&b, ' ');
 				space = false;
-				rs_buf_putc(&b, p[i]);
+				rs_buf_putc(&b, c);
 			}
 			rs_buf_putc(&b, '\n');
 		}

@@ -211,7 +211,7 @@ static int64_t take(const char *path, struct rs_cache *c, int64_t last_seq)
 	struct rs_err err = RS_ERR_INIT;
 	struct rs_snapshot_info info;
 
-	if (rs_snapshot_take(path, c, last_seq, &info, &err)) {
+	if (rs_snapshot_take(path, NULL, c, last_seq, &info, &err)) {
 		printf("#   take: %s\n", err.msg);
 		return 0;
 	}
@@ -349,7 +349,7 @@ static void test_roundtrip(void)
 		sizeof(odd_key) + 5;
 
 	t0 = now_s();
-	ok(rs_snapshot_take(path, a, 42, &info, &err) == 0, "take: succeeds");
+	ok(rs_snapshot_take(path, NULL, a, 42, &info, &err) == 0, "take: succeeds");
 	t_take = now_s() - t0;
 	if (err.msg[0])
 		printf("#   %s\n", err.msg);
@@ -375,7 +375,7 @@ static void test_roundtrip(void)
 	is_str(check.reason, "", "verify: no reason when it verifies");
 
 	t0 = now_s();
-	ok(rs_snapshot_load(path, 0, b, &rep, &err) == 0, "load: succeeds");
+	ok(rs_snapshot_load(path, NULL, 0, b, &rep, &err) == 0, "load: succeeds");
 	t_load = now_s() - t0;
 	is_int(rep.loaded_id, info.id, "load: the newest snapshot");
 	is_int(rep.last_seq, 42, "load: returns the last log seq");
@@ -426,7 +426,7 @@ static void test_expired_and_rejected(void)
 	/* Past the short entries' expiry (no stale windows), before the
 	 * long ones'. */
 	atomic_fetch_add(&clk, 5 * SHORT_TTL_MS);
-	ok(rs_snapshot_load(path, 0, b, &rep, &err) == 0, "expired: load");
+	ok(rs_snapshot_load(path, NULL, 0, b, &rep, &err) == 0, "expired: load");
 	is_int(rep.entries, 100, "expired: the live half is stored");
 	is_int(rep.expired, 100, "expired: the expired half is counted");
 	is_int(rep.rejected, 0, "expired: none rejected");
@@ -443,7 +443,7 @@ static void test_expired_and_rejected(void)
 
 	/* A cache with a smaller value limit refuses every row. */
 	rs_cache_new(&small, &o, &err);
-	ok(small && rs_snapshot_load(path, 0, small, &rep, &err) == 0,
+	ok(small && rs_snapshot_load(path, NULL, 0, small, &rep, &err) == 0,
 	   "rejected: load into a stricter cache");
 	is_int(rep.entries, 0, "rejected: nothing stored");
 	/* The cache checks limits before expiry: expired rows may count
@@ -566,7 +566,7 @@ static void test_changed_value(void)
 	ok(verify(s.path, s.ids[1]).ok, "changed value: the older one verifies");
 
 	b = mk_cache(1000, true);
-	ok(rs_snapshot_load(s.path, 0, b, &rep, &err) == 0,
+	ok(rs_snapshot_load(s.path, NULL, 0, b, &rep, &err) == 0,
 	   "changed value: load(0) succeeds");
 	is_int(rep.loaded_id, s.ids[1], "changed value: falls back to the previous one");
 	is_int(rep.last_seq, 200, "changed value: with that one's last seq");
@@ -579,7 +579,7 @@ static void test_changed_value(void)
 	rs_cache_free(b);
 
 	b = mk_cache(1000, true);
-	ok(rs_snapshot_load(s.path, s.ids[2], b, &rep, &err) == -1,
+	ok(rs_snapshot_load(s.path, NULL, s.ids[2], b, &rep, &err) == -1,
 	   "changed value: loading it by id is an error");
 	snprintf(want, sizeof(want), "cannot load snapshot %" PRId64, s.ids[2]);
 	has_str(err.msg, want, "changed value: the error names the snapshot");
@@ -629,7 +629,7 @@ static void test_missing_and_swapped_rows(void)
 	       "changed last_seq: verify says checksum mismatch");
 
 	b = mk_cache(1000, true);
-	ok(rs_snapshot_load(s.path, 0, b, &rep, &err) == 0,
+	ok(rs_snapshot_load(s.path, NULL, 0, b, &rep, &err) == 0,
 	   "all corrupt: load(0) is not an error");
 	ok(rep.loaded_id == 0 && rep.last_seq == 0 && rep.entries == 0,
 	   "all corrupt: nothing loaded, replay from the start");
@@ -661,7 +661,7 @@ static void test_incomplete(void)
 	   "incomplete: list shows it as incomplete");
 
 	b = mk_cache(1000, true);
-	ok(rs_snapshot_load(s.path, 0, b, &rep, &err) == 0,
+	ok(rs_snapshot_load(s.path, NULL, 0, b, &rep, &err) == 0,
 	   "incomplete: load(0) succeeds");
 	is_int(rep.loaded_id, s.ids[1], "incomplete: passed over for the previous one");
 	ok(rep.incomplete == 1 && rep.skipped == 0,
@@ -670,7 +670,7 @@ static void test_incomplete(void)
 	rs_cache_free(b);
 
 	b = mk_cache(1000, true);
-	ok(rs_snapshot_load(s.path, s.ids[2], b, &rep, &err) == -1,
+	ok(rs_snapshot_load(s.path, NULL, s.ids[2], b, &rep, &err) == -1,
 	   "incomplete: loading it by id is an error");
 	has_str(err.msg, "incomplete (state 'writing')", "incomplete: says why");
 	rs_cache_free(b);
@@ -701,7 +701,7 @@ static void test_no_snapshots(void)
 
 	is_int(list(path, &l), 0, "none: list succeeds");
 	is_int(l.n, 0, "none: list is empty");
-	ok(rs_snapshot_load(path, 0, b, &rep, &err) == 0,
+	ok(rs_snapshot_load(path, NULL, 0, b, &rep, &err) == 0,
 	   "none: load(0) is not an error");
 	ok(rep.loaded_id == 0 && rep.last_seq == 0 && rep.skipped == 0,
 	   "none: nothing loaded");
@@ -710,7 +710,7 @@ static void test_no_snapshots(void)
 	snprintf(want, sizeof(want), "no snapshot 9 in '%s'", path);
 	is_str(err.msg, want, "none: the error names the id and database");
 	is_str(check.reason, "no snapshot 9", "none: so does the reason");
-	ok(rs_snapshot_load(path, 9, b, &rep, &err) == -1,
+	ok(rs_snapshot_load(path, NULL, 9, b, &rep, &err) == -1,
 	   "none: load of an unknown id is an error");
 	is_str(err.msg, want, "none: the load error names the id");
 
@@ -720,14 +720,14 @@ static void test_no_snapshots(void)
 		  " PRAGMA user_version = 2;");
 	is_int(list(path, &l), 0, "schema 2: list succeeds");
 	is_int(l.n, 0, "schema 2: no snapshots");
-	ok(rs_snapshot_load(path, 0, b, &rep, &err) == 0 && rep.loaded_id == 0,
+	ok(rs_snapshot_load(path, NULL, 0, b, &rep, &err) == 0 && rep.loaded_id == 0,
 	   "schema 2: load(0) loads nothing, no error");
 	is_int(sql_int(path, "PRAGMA user_version"), 2,
 	       "schema 2: reading did not migrate it");
 
 	/* A database nothing has created yet: read-only opens refuse. */
 	join(path, &t, "missing.db");
-	ok(rs_snapshot_load(path, 0, b, &rep, &err) == -1,
+	ok(rs_snapshot_load(path, NULL, 0, b, &rep, &err) == -1,
 	   "missing database: load is an error");
 	has_str(err.msg, "missing.db", "missing database: names the path");
 	ok(access(path, F_OK) != 0, "missing database: not created");
@@ -976,7 +976,7 @@ static void test_take_while_writing(void)
 	}
 	usleep(20000);
 	for (k = 0; k < 3; k++) {
-		if (rs_snapshot_take(path, a, k + 1, &info[k], &err)) {
+		if (rs_snapshot_take(path, NULL, a, k + 1, &info[k], &err)) {
 			printf("#   take: %s\n", err.msg);
 			taken = false;
 			continue;
@@ -1004,7 +1004,7 @@ static void test_take_while_writing(void)
 	   "under load: the image has entries");
 
 	b = mk_cache(WRITER_MAX_ENTRIES, false);
-	ok(rs_snapshot_load(path, 0, b, &rep, &err) == 0 &&
+	ok(rs_snapshot_load(path, NULL, 0, b, &rep, &err) == 0 &&
 		   rep.loaded_id == info[2].id &&
 		   rep.entries == info[2].entries,
 	   "under load: the newest loads whole");
@@ -1035,7 +1035,7 @@ static void test_take_errors(void)
 	fill(a, 25000, 0, 0);
 
 	join(path, &t, "no-such-dir/resync.db");
-	ok(rs_snapshot_take(path, a, 1, &info, &err) == -1,
+	ok(rs_snapshot_take(path, NULL, a, 1, &info, &err) == -1,
 	   "unwritable: a missing directory fails");
 	has_str(err.msg, "cannot take a snapshot: cannot open database",
 		"unwritable: says what could not be done");
@@ -1050,11 +1050,11 @@ static void test_take_errors(void)
 		      f);
 		fclose(f);
 	}
-	ok(rs_snapshot_take(path, a, 1, &info, &err) == -1,
+	ok(rs_snapshot_take(path, NULL, a, 1, &info, &err) == -1,
 	   "not a database: fails");
 	has_str(err.msg, "is not a SQLite database", "not a database: says so");
 
-	ok(rs_snapshot_take(t.path, a, 1, &info, &err) == -1,
+	ok(rs_snapshot_take(t.path, NULL, a, 1, &info, &err) == -1,
 	   "a directory: fails");
 
 	/* A fault in the middle of the rows (as a full disk would be),
@@ -1064,7 +1064,7 @@ static void test_take_errors(void)
 	sql(path, "CREATE TRIGGER fault BEFORE INSERT ON cache_snapshot_row"
 		  " WHEN NEW.idx = 22222"
 		  " BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
-	ok(rs_snapshot_take(path, a, 2, &info, &err) == -1,
+	ok(rs_snapshot_take(path, NULL, a, 2, &info, &err) == -1,
 	   "fault: take fails");
 	has_str(err.msg, "injected fault", "fault: passes SQLite's reason on");
 	has_str(err.msg, "cannot write snapshot 2 to '",
@@ -1075,7 +1075,7 @@ static void test_take_errors(void)
 			     " WHERE snapshot_id <> 1"),
 	       0, "fault: with all its rows");
 
-	ok(rs_snapshot_take(path, a, -1, &info, &err) == -1,
+	ok(rs_snapshot_take(path, NULL, a, -1, &info, &err) == -1,
 	   "bad seq: a negative last seq is refused");
 	rs_cache_free(a);
 	remove_tmpdir(&t);

@@ -6,6 +6,7 @@
  * Commit throughput is printed as TAP comments, never asserted.
  */
 #include "db.h"
+#include "histogram.h"
 #include "tap.h"
 #include "testlib.h"
 #include "testsql.h"
@@ -612,7 +613,7 @@ static void insert_raw(const char *path, int64_t seq, int op,
 	char q[512];
 
 	snprintf(q, sizeof(q),
-		 "INSERT INTO cache_log VALUES (%" PRId64
+		 "INSERT INTO cache_log (seq, time_ms, origin, op, key, value, stored_ms, expires_ms, checksum) VALUES (%" PRId64
 		 ", 1, 'x', %d, X'6b', %s%s%s, 0, 0, %u)",
 		 seq, op, val ? "CAST('" : "", val ? val : "NULL",
 		 val ? "' AS BLOB)" : "", rs_wal_checksum(&r));
@@ -687,7 +688,10 @@ static void test_corruption(void)
 	sql(path, "DELETE FROM cache_log WHERE seq = 11");
 	sql(path, "UPDATE cache_log SET seq = 11 WHERE seq = 10");
 	read_log(path, 9, NULL, &g, &rep);
-	ok(rep.stopped && rep.bad_seq == 11 &&
+	ok(rep.stopped && rep.gap && rep.bad_seq == 11,
+	   "moved record: the hole it left is reported first");
+	read_log(path, 10, NULL, &g, &rep);
+	ok(rep.stopped && !rep.gap && rep.bad_seq == 11 &&
 		   strcmp(rep.reason, "checksum mismatch") == 0,
 	   "moved record: checksum covers seq");
 	got_free(&g);
@@ -735,9 +739,14 @@ static void test_truncate(void)
 	is_int(append_kv(w, NULL, "after", "v", &seq, &err), 0,
 	       "truncate: append after");
 	is_int(seq, 11, "truncate: seq goes on at 11, not 1");
-	read_log(path, 0, NULL, &g, &rep);
+	read_log(path, 9, NULL, &g, &rep);
 	ok(g.n == 2 && !rep.stopped && rep.first_seq == 10,
-	   "truncate: the log reads from 10 without a gap report");
+	   "truncate: the log reads after 9 without a gap report");
+	read_log(path, 0, NULL, &g, &rep);
+	ok(g.n == 0 && rep.stopped && rep.gap && rep.bad_seq == 10,
+	   "truncate: read from 0, the records truncated are a gap");
+	is_str(rep.reason, "gap: the log starts at seq 10",
+	       "truncate: the gap's reason");
 	rs_wal_close(w, &err);
 
 	is_int(rs_wal_truncate(absent, 1, 1, &err), -1,
@@ -1121,8 +1130,9 @@ static double raw_rate(const char *path, const char *sync_pragma, int n,
 	if (make_db(path) || sqlite3_open(path, &h) != SQLITE_OK ||
 	    sqlite3_exec(h, sync_pragma, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(h,
-			       "INSERT INTO cache_log VALUES"
-			       " (?1, 1, 'raw', 1, ?2, ?3, 1, 2, 0)",
+			       "INSERT INTO cache_log (seq, time_ms, origin, op,"
+			       " key, value, stored_ms, expires_ms, checksum)"
+			       " VALUES (?1, 1, 'raw', 1, ?2, ?3, 1, 2, 0)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		sqlite3_close(h);
 		return 0;
@@ -1230,6 +1240,89 @@ static void test_throughput(void)
 	remove_tmpdir(&t);
 }
 
+/* ---- profile -------------------------------------------------------------- */
+
+#define PROFILE_THREADS 4
+#define PROFILE_APPENDS 50          /* per thread */
+
+static void test_profile(void)
+{
+	struct rs_wal_options more = { .busy_timeout_ms = BUSY_TEST_MS };
+	struct rs_hist *commit = malloc(sizeof(*commit));
+	struct rs_hist *wait = malloc(sizeof(*wait));
+	struct writer_arg a[PROFILE_THREADS];
+	pthread_t tid[PROFILE_THREADS];
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_wal_stats st;
+	struct rs_wal *w = NULL;
+	struct tmpdir t = { "" };
+	char path[TEST_PATH_MAX], off[TEST_PATH_MAX];
+	uint64_t n = PROFILE_THREADS * PROFILE_APPENDS;
+	sqlite3 *blocker;
+	int64_t seq;
+	int i;
+
+	if (!ok(commit && wait && make_tmpdir(&t, "wal-profile") == 0,
+		"profile: temp dir"))
+		goto out;
+	join(path, &t, "p.db");
+	join(off, &t, "off.db");
+	if (open_wal(&w, path, RS_WAL_SYNC_ALWAYS, "n1", &more)) {
+		ok(0, "profile: open");
+		goto out;
+	}
+	for (i = 0; i < PROFILE_THREADS; i++) {
+		a[i] = (struct writer_arg){ .w = w, .origin = "p",
+					    .n = PROFILE_APPENDS };
+		pthread_create(&tid[i], NULL, writer_thread, &a[i]);
+	}
+	for (i = 0; i < PROFILE_THREADS; i++)
+		pthread_join(tid[i], NULL);
+	rs_wal_get_stats(w, &st);
+	rs_wal_get_profile(w, commit, wait);
+	is_int(st.committed, n, "profile: every append committed");
+	is_int(rs_hist_count(commit), st.groups,
+	       "profile: one commit time per group");
+	is_int(rs_hist_count(wait), n,
+	       "profile: one commit wait per always append");
+	is_int(rs_hist_max(commit), st.commit_us_max,
+	       "profile: the slowest commit as the stats have it");
+	is_int(atomic_load(&commit->sum), st.commit_us_total,
+	       "profile: commit times add up to the stats' total");
+	ok(rs_hist_min(wait) >= rs_hist_min(commit),
+	   "profile: no append waited less than a commit takes");
+	printf("#   %" PRIu64 " appends in %" PRIu64
+	       " groups; commit p50 %" PRIu64 " us, wait p50 %" PRIu64
+	       " us, p99 %" PRIu64 " us\n", n, st.groups,
+	       rs_hist_percentile(commit, 50), rs_hist_percentile(wait, 50),
+	       rs_hist_percentile(wait, 99));
+
+	blocker = block_writers(path);
+	is_int(append_kv(w, NULL, "lost", "v", &seq, &err), -1,
+	       "profile: an append fails while the database is locked");
+	unblock_writers(blocker);
+	rs_wal_get_profile(w, NULL, wait);
+	is_int(rs_hist_count(wait), n, "profile: a failed append is no wait");
+	rs_wal_get_profile(w, commit, NULL);
+	is_int(rs_hist_count(commit), st.groups,
+	       "profile: a failed commit is no commit time");
+	rs_wal_close(w, &err);
+
+	w = NULL;
+	if (open_wal(&w, off, RS_WAL_SYNC_OFF, "n1", NULL) == 0) {
+		for (i = 0; i < 10; i++)
+			append_kv(w, NULL, "k", "v", &seq, &err);
+		rs_wal_get_profile(w, commit, wait);
+		ok(rs_hist_count(commit) == 0 && rs_hist_count(wait) == 0,
+		   "profile: both empty with sync = off");
+		rs_wal_close(w, &err);
+	}
+out:
+	free(commit);
+	free(wait);
+	remove_tmpdir(&t);
+}
+
 int main(void)
 {
 	umask(022);
@@ -1247,5 +1340,6 @@ int main(void)
 	test_give_up();
 	test_close_flushes();
 	test_throughput();
+	test_profile();
 	return tap_done();
 }
