@@ -16,6 +16,7 @@
 #include "cachefile.h"
 #include "config.h"
 #include "repair.h"
+#include "seal.h"
 #include "snapshot.h"
 #include "util.h"
 #include "xalloc.h"
@@ -375,13 +376,21 @@ static int run_verify(struct cmd_ctx *ctx)
 {
 	struct rs_err err = RS_ERR_INIT;
 	bool repair = cmd_flag(ctx, "repair");
+	struct rs_keyring *keys = NULL;
 	struct rs_verify_report v;
 	struct cache_run r;
 	int rc;
 
 	if ((rc = cache_setup(ctx, &r)) != CMD_OK || (rc = cache_need_db(&r)) != CMD_OK)
 		return cache_finish(&r, rc);
-	if (rs_cache_verify(r.so.db_path, repair, &v, &err)) {
+	/* With the configured key, sealed values are opened too; without
+	 * one, checksums only. */
+	if (r.so.encryption_key_file && *r.so.encryption_key_file &&
+	    rs_keyring_load(&keys, r.so.encryption_key_file, &err))
+		return cache_fail(&r, &err);
+	rc = rs_cache_verify(r.so.db_path, keys, repair, &v, &err);
+	rs_keyring_free(keys);
+	if (rc) {
 		rs_verify_report_free(&v);
 		return cache_fail(&r, &err);
 	}

@@ -17,12 +17,14 @@
 #include <string.h>
 
 #include "db.h"
+#include "seal.h"
 #include "snapshot.h"
 #include "util.h"
 #include "wal.h"
 
 struct verify {
 	const char *path;
+	const struct rs_keyring *keys;  /* NULL: checksums only */
 	bool repair;
 	struct rs_db *db;               /* read-write when repairing */
 	struct rs_verify_report *rep;
@@ -248,6 +250,43 @@ static int64_t query_int(struct verify *v, const char *sql, int64_t dflt)
 	return val;
 }
 
+/* With a keyring, a sealed value must open too.  The first that does not
+ * stops the read: its seq and why, and whether repair may take it (a
+ * missing key is the configuration's fault, not the record's). */
+struct sealed_check {
+	const struct rs_keyring *keys;
+	int64_t seq;
+	bool repairable;
+	char reason[256];
+};
+
+static int check_sealed(void *arg, const struct rs_wal_record *r)
+{
+	struct sealed_check *c = arg;
+	struct rs_err err = RS_ERR_INIT;
+	void *plain = NULL;
+	size_t plen;
+
+	if (!r->key_id || r->op != RS_WAL_SET)
+		return 0;
+	if (!rs_keyring_has(c->keys, r->key_id)) {
+		snprintf(c->reason, sizeof(c->reason),
+			 "sealed with key %.*s, which is not in the key file",
+			 RS_SEAL_ID_CHARS, r->key_id);
+		c->repairable = false;
+	} else if (rs_unseal(c->keys, r->key_id, r->key, r->klen, r->val,
+			     r->vlen, &plain, &plen, &err)) {
+		copy_text(c->reason, sizeof(c->reason),
+			  "sealed value does not authenticate");
+		c->repairable = true;
+	} else {
+		free(plain);
+		return 0;
+	}
+	c->seq = r->seq;
+	return 1;
+}
+
 /*
  * Where the walk starts: recovery replays after base_seq and needs the
  * record base_seq + 1 (or a quarantine entry for it).  Records at or
@@ -257,9 +296,12 @@ static int64_t query_int(struct verify *v, const char *sql, int64_t dflt)
 static int verify_log(struct verify *v, struct rs_err *err)
 {
 	struct rs_verify_report *rep = v->rep;
+	struct sealed_check sc = { .keys = v->keys };
 	struct rs_wal_read_report r;
 	int64_t after, first, from;
 	char reason[320];
+	bool fix;
+	int rc;
 
 	if (v->db->schema_version < 2)
 		return 0;
@@ -268,8 +310,19 @@ static int verify_log(struct verify *v, struct rs_err *err)
 		return 0;
 	after = first - 1 < rep->base_seq ? first - 1 : rep->base_seq;
 	for (;;) {
-		if (rs_wal_read(v->path, after, NULL, NULL, NULL, &r, err))
+		rc = rs_wal_read(v->path, after, NULL,
+				 v->keys ? check_sealed : NULL, &sc, &r, err);
+		if (rc < 0)
 			return -1;
+		if (rc > 0) {
+			/* Counted as read, but it is the fault. */
+			r.records--;
+			r.last_seq = sc.seq - 1;
+			r.stopped = true;
+			r.gap = false;
+			r.bad_seq = sc.seq;
+			copy_text(r.reason, sizeof(r.reason), sc.reason);
+		}
 		rep->records += r.records;
 		if (r.first_seq && !rep->first_seq)
 			rep->first_seq = r.first_seq;
@@ -289,23 +342,27 @@ static int verify_log(struct verify *v, struct rs_err *err)
 			after = r.bad_seq - 1;
 			continue;
 		}
-		if (v->repair && quarantine_record(v, r.bad_seq, r.reason, err))
+		fix = v->repair && (rc == 0 || sc.repairable);
+		if (fix && quarantine_record(v, r.bad_seq, r.reason, err))
 			return -1;
 		add_fault(v, RS_FAULT_RECORD, r.bad_seq, r.bad_seq, r.reason,
-			  v->repair);
+			  fix);
 		if (r.bad_seq > rep->last_seq)
 			rep->last_seq = r.bad_seq;
 		after = r.bad_seq;
 	}
 }
 
-int rs_cache_verify(const char *db_path, bool repair,
-		    struct rs_verify_report *report, struct rs_err *err)
+int rs_cache_verify(const char *db_path, const struct rs_keyring *keys,
+		    bool repair, struct rs_verify_report *report,
+		    struct rs_err *err)
 {
 	struct rs_db_options o = {
 		.flags = repair ? RS_DB_NOCREATE : RS_DB_READONLY,
 	};
-	struct verify v = { .path = db_path, .repair = repair, .rep = report };
+	struct verify v = {
+		.path = db_path, .keys = keys, .repair = repair, .rep = report,
+	};
 	int ret = -1;
 
 	memset(report, 0, sizeof(*report));

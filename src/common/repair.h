@@ -9,7 +9,10 @@
  *   snapshot   a complete snapshot whose checksum or counts do not match,
  *              or whose state is unknown (rs_snapshot_verify);
  *   record     a log record that fails its checksum, has an unknown op,
- *              or is a set without a value;
+ *              or is a set without a value; with a keyring, also a sealed
+ *              value that does not authenticate (altered, checksum and
+ *              all), or one sealed with a key the keyring lacks (named,
+ *              never repaired: supply the key);
  *   gap        log records missing: between two records, or between the
  *              newest usable snapshot and the first record of the log
  *              (the log was truncated past what any snapshot still
@@ -80,8 +83,11 @@ struct rs_verify_report {
  * but the report still lists them), -1 with err when the database cannot
  * be read or a repair cannot be written (what was repaired before stays
  * repaired).  The database must exist. */
-int rs_cache_verify(const char *db_path, bool repair,
-		    struct rs_verify_report *report, struct rs_err *err);
+struct rs_keyring;
+/* keys (may be NULL: checksums only) opens each sealed log value. */
+int rs_cache_verify(const char *db_path, const struct rs_keyring *keys,
+		    bool repair, struct rs_verify_report *report,
+		    struct rs_err *err);
 void rs_verify_report_free(struct rs_verify_report *report);
 
 const char *rs_fault_kind_name(enum rs_fault_kind kind);

@@ -179,14 +179,18 @@ struct apply {
 					 * exclusively */
 	uint64_t applied, expired, rejected;
 	char rejected_reason[256];
-	/* A sealed value that did not open stops the read: its seq, why. */
+	/* A sealed value that did not open stops the read: its seq, why,
+	 * and whether its key was there (then the value was tampered with:
+	 * a bad record, not a configuration error). */
 	int64_t stop_seq;
 	struct rs_err stop_err;
+	bool forged;
 };
 
 /* Open a sealed SET's value into *plain (NULL for plaintext records). */
 static int open_value(const struct rs_store *s, const struct rs_wal_record *r,
-		      void **plain, size_t *plen, struct rs_err *err)
+		      void **plain, size_t *plen, bool *forged,
+		      struct rs_err *err)
 {
 	*plain = NULL;
 	*plen = r->vlen;
@@ -198,6 +202,7 @@ static int open_value(const struct rs_store *s, const struct rs_wal_record *r,
 				  s->db_path, r->seq, r->key_id);
 	if (rs_unseal(s->keys, r->key_id, r->key, r->klen, r->val, r->vlen,
 		      plain, plen, err)) {
+		*forged = rs_keyring_has(s->keys, r->key_id);
 		rs_err_prefix(err, "cache log in '%s': seq %" PRId64, s->db_path,
 			      r->seq);
 		return -1;
@@ -238,7 +243,7 @@ static int apply_record(void *arg, const struct rs_wal_record *r)
 	size_t plen = 0;
 
 	if (r->op == RS_WAL_SET &&
-	    open_value(s, r, &plain, &plen, &a->stop_err)) {
+	    open_value(s, r, &plain, &plen, &a->forged, &a->stop_err)) {
 		a->stop_seq = r->seq;
 		return 1;
 	}
@@ -320,23 +325,32 @@ static int recover(struct rs_store *s, struct rs_store_recovery *rec,
 {
 	struct apply a = { .s = s, .stop_err = RS_ERR_INIT };
 	int64_t start = rs_monotonic_ms();
-	int ret = -1;
-
-	int rc;
+	int rc, ret = -1;
 
 	if (rs_snapshot_load(s->db_path, s->keys, 0, s->cache, &rec->snapshot,
 			     err))
 		goto out;
-	/* A value that does not open (no key, or not this key) fails the
-	 * open: serving without it would hand out an older value. */
 	rc = rs_wal_read(s->db_path, rec->snapshot.last_seq, NULL, apply_record,
 			 &a, &rec->log, err);
 	if (rc > 0) {
-		*err = a.stop_err;
 		rec->log.last_seq = a.stop_seq - 1;
-	}
-	if (rc)
+		/* A value whose key is missing fails the open: a config
+		 * error, and serving without it would hand out an older
+		 * value.  One that does not authenticate with its key was
+		 * altered: a bad record, reported, replay stops there
+		 * (verify --repair quarantines it with the key at hand). */
+		if (!a.forged) {
+			*err = a.stop_err;
+			goto out;
+		}
+		rec->log.stopped = true;
+		rec->log.gap = false;
+		rec->log.bad_seq = a.stop_seq;
+		copy_text(rec->log.reason, sizeof(rec->log.reason),
+			  "sealed value does not authenticate");
+	} else if (rc) {
 		goto out;
+	}
 	ret = 0;
 out:
 	rec->replayed = a.applied;

@@ -176,7 +176,7 @@ static bool lacks_keys(struct rs_store *s, int from, int to)
 static int verify(const char *path, bool repair, struct rs_verify_report *rep)
 {
 	struct rs_err err = RS_ERR_INIT;
-	int rc = rs_cache_verify(path, repair, rep, &err);
+	int rc = rs_cache_verify(path, NULL, repair, rep, &err);
 
 	if (rc)
 		printf("#   rs_cache_verify: %s\n", err.msg);
@@ -854,12 +854,12 @@ static void test_errors(void)
 
 	if (!dir_for(&t, "repair-errors", path))
 		return;
-	is_int(rs_cache_verify(path, false, &rep, &err), -1,
+	is_int(rs_cache_verify(path, NULL, false, &rep, &err), -1,
 	       "errors: a missing database fails");
 	has_str(err.msg, path, "errors: naming it");
 	ok(access(path, F_OK) != 0, "errors: and creates nothing");
 	err = (struct rs_err)RS_ERR_INIT;
-	is_int(rs_cache_verify(path, true, &rep, &err), -1,
+	is_int(rs_cache_verify(path, NULL, true, &rep, &err), -1,
 	       "errors: repair of a missing database fails");
 	has_str(err.msg, path, "errors: naming it too");
 	ok(access(path, F_OK) != 0, "errors: and repair creates nothing");
