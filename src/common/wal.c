@@ -51,6 +51,7 @@
 #include "crc32c.h"
 #include "db.h"
 #include "histogram.h"
+#include "log.h"
 #include "util.h"
 
 #define WAL_RETRY_MIN_MS 10
@@ -267,6 +268,13 @@ static struct item *group_committed(struct rs_wal *w, size_t n,
 	if ((uint64_t)us > w->st.commit_us_max)
 		w->st.commit_us_max = (uint64_t)us;
 	rs_hist_record(&w->commit_us, (uint64_t)us);
+	/* Logged on the transitions only, so one line each way however
+	 * long an outage lasts; the lock is held for that one write, a
+	 * rare event. */
+	if (w->st.degraded)
+		rs_log_write(RS_LOG_INFO, NULL,
+			     "cache log '%s' commits again after %" PRIu64
+			     " failed attempts", w->path, w->st.commit_failures);
 	w->st.degraded = false;
 	w->failing_since_ms = 0;
 	w->backoff_ms = 0;
@@ -280,6 +288,10 @@ static struct item *group_failed(struct rs_wal *w, size_t n, const char *why)
 	struct rs_err closed;
 
 	w->st.commit_failures++;
+	if (!w->st.degraded)
+		rs_log_write(RS_LOG_WARNING, NULL,
+			     "cache log '%s' degraded: commit failed: %s; memory keeps serving, retrying",
+			     w->path, why);
 	w->st.degraded = true;
 	copy_text(w->st.last_error, sizeof(w->st.last_error), why);
 	if (!w->failing_since_ms)

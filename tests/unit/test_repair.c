@@ -15,6 +15,7 @@
 #include "tap.h"
 #include "testlib.h"
 #include "testsql.h"
+#include "teststore.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -25,63 +26,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T0_MS 1700000000000LL        /* the injected clock's start */
-#define LONG_TTL_MS (24 * RS_MS_PER_HOUR)
-#define MAX_ENTRIES 100000
-#define MAX_MEMORY (64 * RS_MIB)
-#define BUSY_TIMEOUT_MS 2000
 #define MANY_BAD (RS_VERIFY_MAX_LISTED + 5)
 #define LIST_TEXT_MAX 256
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int64_t fake_clock(void *arg)
+/* The store at path with store_opts' options. */
+static struct rs_store *open_path(const char *path, enum rs_wal_sync sync,
+				  const char *origin,
+				  struct rs_store_recovery *rec)
 {
-	(void)arg;
-	return T0_MS;
-}
+	struct rs_store_options o = store_opts(path, sync, origin);
 
-static struct rs_store_options opts(const char *path, enum rs_wal_sync sync,
-				    const char *origin)
-{
-	struct rs_store_options o = {
-		.db_path = path,
-		.sync = sync,
-		.origin = origin,
-		.busy_timeout_ms = BUSY_TIMEOUT_MS,
-		.snapshot_retention_ms = 7 * RS_MS_PER_DAY,
-		.wal_retention_ms = RS_MS_PER_HOUR,
-		.cache = {
-			.num_shards = 4,
-			.max_entries = MAX_ENTRIES,
-			.max_memory_bytes = MAX_MEMORY,
-			.default_ttl_ms = LONG_TTL_MS,
-			.clock_ms = fake_clock,
-		},
-	};
-
-	return o;
-}
-
-static struct rs_store *open_store(const char *path, enum rs_wal_sync sync,
-				   const char *origin,
-				   struct rs_store_recovery *rec)
-{
-	struct rs_store_options o = opts(path, sync, origin);
-	struct rs_err err = RS_ERR_INIT;
-	struct rs_store *s = NULL;
-
-	if (rs_store_open(&s, &o, rec, &err))
-		printf("#   rs_store_open: %s\n", err.msg);
-	return s;
-}
-
-static void close_store(struct rs_store *s)
-{
-	struct rs_err err = RS_ERR_INIT;
-
-	if (s && rs_store_close(s, &err))
-		printf("#   rs_store_close: %s\n", err.msg);
+	return open_store(&o, rec);
 }
 
 static void key_of(char *k, size_t n, int i)
@@ -107,22 +64,10 @@ static void set_keys(struct rs_store *s, int from, int to)
 		set_key(s, i);
 }
 
-static int64_t take_snapshot(struct rs_store *s)
-{
-	struct rs_snapshot_info info;
-	struct rs_err err = RS_ERR_INIT;
-
-	if (rs_store_snapshot(s, &info, &err)) {
-		printf("#   snapshot: %s\n", err.msg);
-		return -1;
-	}
-	return info.id;
-}
-
 /* A fresh database with k1..kn at seqs 1..n. */
 static int build(const char *path, int n)
 {
-	struct rs_store *s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
+	struct rs_store *s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
 
 	if (!s)
 		return -1;
@@ -242,16 +187,6 @@ static void insert_raw(const char *path, int64_t seq, int op, const char *val)
 	sql(path, q);
 }
 
-static bool dir_for(struct tmpdir *t, const char *name, char *path)
-{
-	if (make_tmpdir(t, name)) {
-		ok(0, name);
-		return false;
-	}
-	join(path, t, "resync.db");
-	return true;
-}
-
 /* ---- a clean database ---------------------------------------------------- */
 
 static void test_clean(void)
@@ -264,7 +199,7 @@ static void test_clean(void)
 
 	if (!dir_for(&t, "repair-clean", path))
 		return;
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
 	set_keys(s, 1, 3);
 	id1 = take_snapshot(s);
 	set_keys(s, 4, 6);
@@ -340,7 +275,7 @@ static void test_corrupt_record(void)
 				" FROM cache_log WHERE seq = 6");
 	ok(before != NULL, "record: the damaged row is there");
 	/* A follower that is running while the damage is found. */
-	b = open_store(path, RS_WAL_SYNC_ALWAYS, "b", &rec);
+	b = open_path(path, RS_WAL_SYNC_ALWAYS, "b", &rec);
 	ok(b && rec.log.stopped && rec.log.bad_seq == 6,
 	   "record: before the repair, recovery stops at seq 6");
 
@@ -389,7 +324,7 @@ static void test_corrupt_record(void)
 	   "record: nine records, one quarantine row");
 	rs_verify_report_free(&rep);
 
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && !rec.log.stopped, "record: recovery reads past the quarantined seq");
 	is_int(rec.replayed, 9, "record: every other record replayed");
 	is_int(rec.last_seq, 10, "record: up to the end of the log");
@@ -442,7 +377,7 @@ static void test_many_records(void)
 	is_int(verify(path, false, &rep), 0, "several: verify again");
 	is_int(rep.faults, 0, "several: clean after the repair");
 	rs_verify_report_free(&rep);
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && !rec.log.stopped && rec.replayed == 9,
 	   "several: recovery replays the nine good records");
 	ok(has_keys(s, 1, 2) && has_keys(s, 6, 7) && has_keys(s, 9, 11) &&
@@ -465,7 +400,7 @@ static void test_bad_op_and_no_value(void)
 	insert_raw(path, 11, 7, "v");
 	insert_raw(path, 12, RS_WAL_SET, NULL);
 	/* The store takes writes after them: seqs 13 and 14. */
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && rec.log.stopped && rec.log.bad_seq == 11,
 	   "bad op: recovery stops at the unknown op");
 	set_keys(s, 13, 14);
@@ -493,7 +428,7 @@ static void test_bad_op_and_no_value(void)
 	is_int(verify(path, false, &rep), 0, "bad op: verify again");
 	is_int(rep.faults, 0, "bad op: clean after the repair");
 	rs_verify_report_free(&rep);
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && !rec.log.stopped && rec.replayed == 12,
 	   "bad op: recovery goes past both");
 	ok(has_keys(s, 1, 10) && has_keys(s, 13, 14),
@@ -521,7 +456,7 @@ static void gap_case(const char *name, int from, int to)
 	snprintf(q, sizeof(q), "DELETE FROM cache_log WHERE seq BETWEEN %d AND %d",
 		 from, to);
 	sql(path, q);
-	b = open_store(path, RS_WAL_SYNC_ALWAYS, "b", &rec);
+	b = open_path(path, RS_WAL_SYNC_ALWAYS, "b", &rec);
 	snprintf(title, sizeof(title), "%s: recovery stops at the gap", name);
 	ok(b && rec.log.stopped && rec.log.gap && rec.log.bad_seq == to + 1,
 	   title);
@@ -557,7 +492,7 @@ static void gap_case(const char *name, int from, int to)
 	ok(rep.faults == 0 && rep.records == (uint64_t)(12 - n), title);
 	rs_verify_report_free(&rep);
 
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	snprintf(title, sizeof(title), "%s: recovery goes past it", name);
 	ok(s && !rec.log.stopped && rec.replayed == (uint64_t)(12 - n) &&
 	   has_keys(s, 1, from - 1) && has_keys(s, to + 1, 12), title);
@@ -604,7 +539,7 @@ static void test_gap_then_bad_record(void)
 	if (rep.faults)
 		printf("#   the second run found: %s\n", listed(&rep));
 	rs_verify_report_free(&rep);
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && !rec.log.stopped && has_keys(s, 7, 10),
 	   "gap then bad record: recovery goes past both after one repair");
 	close_store(s);
@@ -624,7 +559,7 @@ static void test_corrupt_snapshot(void)
 
 	if (!dir_for(&t, "repair-snap", path))
 		return;
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
 	set_keys(s, 1, 5);
 	id1 = take_snapshot(s);
 	set_keys(s, 6, 8);
@@ -649,7 +584,7 @@ static void test_corrupt_snapshot(void)
 	is_int(rep.base_seq, 5, "snapshot: base_seq from the older valid one");
 	is_int(rep.records, 10, "snapshot: the log is fine");
 	rs_verify_report_free(&rep);
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && rec.snapshot.skipped == 1 && rec.snapshot.loaded_id == id1,
 	   "snapshot: before the repair, recovery passes over it as corrupt");
 	close_store(s);
@@ -681,7 +616,7 @@ static void test_corrupt_snapshot(void)
 	   "snapshot: the older one is the base");
 	rs_verify_report_free(&rep);
 
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s != NULL, "snapshot: recovery after the repair");
 	is_int(rec.snapshot.skipped, 0, "snapshot: passed over silently");
 	is_int(rec.snapshot.quarantined, 1, "snapshot: counted as quarantined");
@@ -702,7 +637,7 @@ static void test_incomplete_snapshot(void)
 
 	if (!dir_for(&t, "repair-incomplete", path))
 		return;
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
 	set_keys(s, 1, 4);
 	id = take_snapshot(s);
 	close_store(s);
@@ -737,7 +672,7 @@ static void truncated_case(const char *name, bool older)
 
 	if (!dir_for(&t, "repair-trunc", path))
 		return;
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
 	set_keys(s, 1, 2);
 	if (older)
 		take_snapshot(s);
@@ -781,7 +716,7 @@ static void truncated_case(const char *name, bool older)
 	   rep.base_seq == base && rep.records == 5, title);
 	rs_verify_report_free(&rep);
 
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	snprintf(title, sizeof(title),
 		 "%s: recovery falls back %s and reads past the gap", name,
 		 older ? "to the older snapshot" : "to the log");
@@ -813,7 +748,7 @@ static void test_max_listed(void)
 
 	if (!dir_for(&t, "repair-maxlisted", path))
 		return;
-	s = open_store(path, RS_WAL_SYNC_BATCH, "one", NULL);
+	s = open_path(path, RS_WAL_SYNC_BATCH, "one", NULL);
 	set_keys(s, 1, MANY_BAD + 5);
 	close_store(s);
 	snprintf(q, sizeof(q), "UPDATE cache_log SET value = X'00'"
@@ -893,7 +828,7 @@ static void test_last_record_seq(void)
 
 	if (!dir_for(&t, "repair-lastseq", path))
 		return;
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", NULL);
 	set_keys(s, 1, 10);
 	id = take_snapshot(s);
 	close_store(s);
@@ -903,7 +838,7 @@ static void test_last_record_seq(void)
 	   "last record: quarantined, the snapshot over it is fine");
 	rs_verify_report_free(&rep);
 
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && rec.snapshot.loaded_id == id, "last record: reopen from the snapshot");
 	if (s && rs_store_set(s, "after", 5, "x", 1, -1, &err))
 		printf("#   set: %s\n", err.msg);
@@ -913,7 +848,7 @@ static void test_last_record_seq(void)
 	if (!ok(seq > 10,
 		"last record: a new record does not reuse the quarantined seq 10"))
 		printf("#   expected a seq above 10, got %lld\n", seq);
-	s = open_store(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
+	s = open_path(path, RS_WAL_SYNC_ALWAYS, "one", &rec);
 	ok(s && rs_cache_get(rs_store_cache(s), "after", 5, 0, NULL) ==
 			RS_CACHE_HIT,
 	   "last record: a write after the repair survives a restart");

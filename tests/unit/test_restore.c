@@ -15,6 +15,7 @@
 #include "testcache.h"
 #include "testlib.h"
 #include "testsql.h"
+#include "teststore.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -25,116 +26,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T0_MS 1700000000000LL        /* the injected clock's start */
-#define LONG_TTL_MS (24 * RS_MS_PER_HOUR)
 #define SHORT_TTL_MS 1000
 #define STALE_MS 10000
-#define MAX_ENTRIES 100000
-#define MAX_MEMORY (64 * RS_MIB)
-#define BUSY_TIMEOUT_MS 2000
 #define BIG_N 25000                  /* > the store's bulk flush (10 000) */
 #define SLOW_INTERVAL_MS 60000       /* batch: no commit before a flush */
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int64_t clk = T0_MS;
-
-static int64_t fake_clock(void *arg)
-{
-	(void)arg;
-	return clk;
-}
-
-static struct rs_store_options opts(const char *path, enum rs_wal_sync sync,
-				    const char *origin)
-{
-	struct rs_store_options o = {
-		.db_path = path,
-		.sync = sync,
-		.origin = origin,
-		.busy_timeout_ms = BUSY_TIMEOUT_MS,
-		.snapshot_retention_ms = 7 * RS_MS_PER_DAY,
-		.wal_retention_ms = RS_MS_PER_HOUR,
-		.cache = {
-			.num_shards = 4,
-			.max_entries = MAX_ENTRIES,
-			.max_memory_bytes = MAX_MEMORY,
-			.default_ttl_ms = LONG_TTL_MS,
-			.clock_ms = fake_clock,
-		},
-	};
-
-	return o;
-}
-
-static struct rs_store *open_store(const struct rs_store_options *o,
-				   struct rs_store_recovery *rec)
-{
-	struct rs_err err = RS_ERR_INIT;
-	struct rs_store *s = NULL;
-
-	if (rs_store_open(&s, o, rec, &err))
-		printf("#   rs_store_open: %s\n", err.msg);
-	return s;
-}
-
-static void close_store(struct rs_store *s)
-{
-	struct rs_err err = RS_ERR_INIT;
-
-	if (s && rs_store_close(s, &err))
-		printf("#   rs_store_close: %s\n", err.msg);
-}
-
-static int set_str(struct rs_store *s, const char *k, const char *v,
-		   int64_t ttl_ms)
-{
-	struct rs_err err = RS_ERR_INIT;
-	int rc = rs_store_set(s, k, strlen(k), v, strlen(v), ttl_ms, &err);
-
-	if (rc)
-		printf("#   set %s: %s\n", k, err.msg);
-	return rc;
-}
-
-/* The value of k as a malloc'd string, NULL when absent; *meta gets its
- * times. */
-static char *get_str(struct rs_store *s, const char *k,
-		     struct rs_cache_value *meta)
-{
-	struct rs_cache_value v;
-
-	if (!s || rs_cache_get(rs_store_cache(s), k, strlen(k),
-			       RS_CACHE_ALLOW_REVALIDATE | RS_CACHE_ALLOW_ERROR,
-			       &v) == RS_CACHE_MISS)
-		return NULL;
-	if (meta)
-		*meta = (struct rs_cache_value){ .stored_ms = v.stored_ms,
-						 .expires_ms = v.expires_ms };
-	return v.data;
-}
-
-static bool has_value(struct rs_store *s, const char *k, const char *want)
-{
-	char *got = get_str(s, k, NULL);
-	bool same = got && strcmp(got, want) == 0;
-
-	if (!same)
-		printf("#   %s: expected \"%s\", got \"%s\"\n", k, want,
-		       got ? got : "(absent)");
-	free(got);
-	return same;
-}
-
-static bool absent(struct rs_store *s, const char *k)
-{
-	char *got = get_str(s, k, NULL);
-
-	if (got)
-		printf("#   %s: expected absent, got \"%s\"\n", k, got);
-	free(got);
-	return s && !got;
-}
 
 static bool has_times(struct rs_store *s, const char *k, int64_t stored_ms,
 		      int64_t expires_ms)
@@ -153,32 +50,9 @@ static bool has_times(struct rs_store *s, const char *k, int64_t stored_ms,
 	return same;
 }
 
-/* Does the store hold exactly what `want` holds, times included? */
-static bool same_as(const struct dump *want, struct rs_store *s)
-{
-	struct dump now;
-	bool same;
-
-	if (!s || dump_cache(rs_store_cache(s), &now))
-		return false;
-	same = same_dump(want, &now);
-	dump_free(&now);
-	return same;
-}
-
 static long long log_rows(const char *path)
 {
 	return sql_int(path, "SELECT count(*) FROM cache_log");
-}
-
-static bool dir_for(struct tmpdir *t, const char *name, char *path)
-{
-	if (make_tmpdir(t, name)) {
-		ok(0, name);
-		return false;
-	}
-	join(path, t, "resync.db");
-	return true;
 }
 
 /* ---- set_at, flush ------------------------------------------------------- */
@@ -196,7 +70,7 @@ static void test_set_at(void)
 	if (!dir_for(&t, "restore-setat", path))
 		return;
 	clk = T0_MS;
-	o = opts(path, RS_WAL_SYNC_ALWAYS, "one");
+	o = store_opts(path, RS_WAL_SYNC_ALWAYS, "one");
 	o.cache.stale_if_error_ms = STALE_MS;
 	s = open_store(&o, NULL);
 	if (!s) {
@@ -251,7 +125,7 @@ static void test_flush(void)
 
 	if (!dir_for(&t, "restore-flush", path))
 		return;
-	o = opts(path, RS_WAL_SYNC_BATCH, "one");
+	o = store_opts(path, RS_WAL_SYNC_BATCH, "one");
 	o.sync_interval_ms = SLOW_INTERVAL_MS;
 	s = open_store(&o, NULL);
 	if (!s) {
@@ -319,8 +193,8 @@ static void test_restore(void)
 	if (!dir_for(&t, "restore", path))
 		return;
 	clk = T0_MS;
-	oa = opts(path, RS_WAL_SYNC_ALWAYS, "a");
-	of = opts(path, RS_WAL_SYNC_ALWAYS, "f");
+	oa = store_opts(path, RS_WAL_SYNC_ALWAYS, "a");
+	of = store_opts(path, RS_WAL_SYNC_ALWAYS, "f");
 	a = open_store(&oa, NULL);
 	f = open_store(&of, NULL);
 	if (!a || !f) {
@@ -423,7 +297,7 @@ static void test_restore_expired(void)
 	if (!dir_for(&t, "restore-expired", path))
 		return;
 	clk = T0_MS;
-	o = opts(path, RS_WAL_SYNC_ALWAYS, "one");
+	o = store_opts(path, RS_WAL_SYNC_ALWAYS, "one");
 	s = open_store(&o, NULL);
 	if (!s) {
 		ok(0, "expired: open");
@@ -475,7 +349,7 @@ static void test_restore_big(void)
 
 	if (!dir_for(&t, "restore-big", path))
 		return;
-	o = opts(path, RS_WAL_SYNC_BATCH, "one");
+	o = store_opts(path, RS_WAL_SYNC_BATCH, "one");
 	o.sync_interval_ms = 10;
 	s = open_store(&o, NULL);
 	if (!s) {
@@ -526,7 +400,7 @@ static void test_restore_off(void)
 
 	if (!dir_for(&t, "restore-off", path))
 		return;
-	o = opts(path, RS_WAL_SYNC_OFF, "one");
+	o = store_opts(path, RS_WAL_SYNC_OFF, "one");
 	s = open_store(&o, NULL);
 	ok(s && rs_store_restore(s, 1, NULL, &err) == -1,
 	   "off: restore is refused");

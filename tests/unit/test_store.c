@@ -21,6 +21,8 @@
 #include "testcache.h"
 #include "testcrash.h"
 #include "testlib.h"
+#include "testsql.h"
+#include "teststore.h"
 #include "util.h"
 
 #include <errno.h>
@@ -39,8 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define T0_MS 1700000000000LL        /* the injected clock's start */
-#define LONG_TTL_MS (24 * RS_MS_PER_HOUR)
 #define SHORT_TTL_MS 1000
 #define MAX_ENTRIES 200000
 #define MAX_MEMORY (256 * RS_MIB)
@@ -60,14 +60,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static _Atomic int64_t clk = T0_MS;
-
-static int64_t fake_clock(void *arg)
-{
-	(void)arg;
-	return atomic_load(&clk);
-}
-
 /* The same clock, but now and then it sleeps.  The store and the cache
  * read it inside their critical sections (a set reads it before logging,
  * the cache again while storing), so the sleeps widen exactly the windows
@@ -82,130 +74,19 @@ static int64_t jittery_clock(void *arg)
 	return fake_clock(arg);
 }
 
+/* store_opts with a larger cache, a value limit and a short busy
+ * timeout (a commit blocked by another connection's lock fails fast). */
 static struct rs_store_options opts(const char *path, enum rs_wal_sync sync,
 				    const char *origin)
 {
-	struct rs_store_options o = {
-		.db_path = path,
-		.sync = sync,
-		.origin = origin,
-		.busy_timeout_ms = BUSY_TIMEOUT_MS,
-		.snapshot_retention_ms = 7 * RS_MS_PER_DAY,
-		.wal_retention_ms = RS_MS_PER_HOUR,
-		.cache = {
-			.num_shards = 8,
-			.max_entries = MAX_ENTRIES,
-			.max_memory_bytes = MAX_MEMORY,
-			.default_ttl_ms = LONG_TTL_MS,
-			.max_value_bytes = MAX_VALUE,
-			.clock_ms = fake_clock,
-		},
-	};
+	struct rs_store_options o = store_opts(path, sync, origin);
 
+	o.busy_timeout_ms = BUSY_TIMEOUT_MS;
+	o.cache.num_shards = 8;
+	o.cache.max_entries = MAX_ENTRIES;
+	o.cache.max_memory_bytes = MAX_MEMORY;
+	o.cache.max_value_bytes = MAX_VALUE;
 	return o;
-}
-
-static struct rs_store *open_store(const struct rs_store_options *o,
-				   struct rs_store_recovery *rec)
-{
-	struct rs_err err = RS_ERR_INIT;
-	struct rs_store *s = NULL;
-
-	if (rs_store_open(&s, o, rec, &err))
-		printf("#   rs_store_open: %s\n", err.msg);
-	return s;
-}
-
-static void close_store(struct rs_store *s)
-{
-	struct rs_err err = RS_ERR_INIT;
-
-	if (s && rs_store_close(s, &err))
-		printf("#   rs_store_close: %s\n", err.msg);
-}
-
-static int set_str(struct rs_store *s, const char *k, const char *v,
-		   int64_t ttl_ms)
-{
-	struct rs_err err = RS_ERR_INIT;
-	int rc = rs_store_set(s, k, strlen(k), v, strlen(v), ttl_ms, &err);
-
-	if (rc)
-		printf("#   set %s: %s\n", k, err.msg);
-	return rc;
-}
-
-static int del_str(struct rs_store *s, const char *k)
-{
-	struct rs_err err = RS_ERR_INIT;
-	int rc = rs_store_delete(s, k, strlen(k), NULL, &err);
-
-	if (rc)
-		printf("#   delete %s: %s\n", k, err.msg);
-	return rc;
-}
-
-static int purge_str(struct rs_store *s, const char *prefix)
-{
-	struct rs_err err = RS_ERR_INIT;
-	int rc = rs_store_purge(s, prefix, strlen(prefix), NULL, &err);
-
-	if (rc)
-		printf("#   purge %s: %s\n", prefix, err.msg);
-	return rc;
-}
-
-/* The value of k as a malloc'd string, NULL when absent. */
-static char *get_str(struct rs_store *s, const char *k,
-		     struct rs_cache_value *meta)
-{
-	struct rs_cache_value v;
-	char *r;
-
-	if (rs_cache_get(rs_store_cache(s), k, strlen(k), 0, &v) !=
-	    RS_CACHE_HIT)
-		return NULL;
-	r = v.data;
-	if (meta)
-		*meta = (struct rs_cache_value){ .stored_ms = v.stored_ms,
-						 .expires_ms = v.expires_ms };
-	return r;
-}
-
-static bool has_value(struct rs_store *s, const char *k, const char *want)
-{
-	char *got = get_str(s, k, NULL);
-	bool same = got && strcmp(got, want) == 0;
-
-	if (!same)
-		printf("#   %s: expected \"%s\", got \"%s\"\n", k, want,
-		       got ? got : "(absent)");
-	free(got);
-	return same;
-}
-
-static bool absent(struct rs_store *s, const char *k)
-{
-	char *got = get_str(s, k, NULL);
-
-	if (got)
-		printf("#   %s: expected absent, got \"%s\"\n", k, got);
-	free(got);
-	return !got;
-}
-
-
-/* Does the reopened store hold exactly what `before` held? */
-static bool same_as(const struct dump *before, struct rs_store *s)
-{
-	struct dump now;
-	bool same;
-
-	if (!s || dump_cache(rs_store_cache(s), &now))
-		return false;
-	same = same_dump(before, &now);
-	dump_free(&now);
-	return same;
 }
 
 static int count_cb(void *arg, const struct rs_wal_record *r)
@@ -226,39 +107,6 @@ static long long log_records(const char *path)
 		return -1;
 	}
 	return (long long)n;
-}
-
-static int sql(const char *path, const char *q)
-{
-	sqlite3 *h = NULL;
-	char *msg = NULL;
-	int rc;
-
-	if (sqlite3_open(path, &h) != SQLITE_OK) {
-		sqlite3_close(h);
-		return -1;
-	}
-	rc = sqlite3_exec(h, q, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		printf("#   sql \"%s\": %s\n", q, msg ? msg : "?");
-	sqlite3_free(msg);
-	sqlite3_close(h);
-	return rc == SQLITE_OK ? 0 : -1;
-}
-
-static long long sql_int(const char *path, const char *q)
-{
-	sqlite3_stmt *st = NULL;
-	sqlite3 *h = NULL;
-	long long v = -1;
-
-	if (sqlite3_open(path, &h) == SQLITE_OK &&
-	    sqlite3_prepare_v2(h, q, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return v;
 }
 
 static void value_of(unsigned char *v, unsigned i, unsigned g)

@@ -25,6 +25,7 @@
 #include "tap.h"
 #include "testlib.h"
 #include "testsql.h"
+#include "teststore.h"
 #include "util.h"
 #include "wal.h"
 
@@ -38,11 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T0_MS 1700000000000LL        /* the injected clock's start */
-#define LONG_TTL_MS (24 * RS_MS_PER_HOUR)
 #define MAX_ENTRIES 10000
 #define MAX_MEMORY (16 * RS_MIB)
-#define BUSY_TIMEOUT_MS 2000
 #define HEX_CHARS (2 * RS_SEAL_KEY_BYTES)
 #define GC_WAIT_US 5000              /* so records and snapshots are older
 				      * than "now" for gc with retention 0 */
@@ -58,14 +56,6 @@
 enum { K1 = 1, K2 = 2, K3 = 3 };
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int64_t clk = T0_MS;
-
-static int64_t fake_clock(void *arg)
-{
-	(void)arg;
-	return clk;
-}
 
 static void key_hex(char out[HEX_CHARS + 1], unsigned seed)
 {
@@ -122,46 +112,16 @@ static void ring_id(const char *keyfile, char id[RS_SEAL_ID_CHARS + 1])
 	rs_keyring_free(k);
 }
 
+/* store_opts with a smaller cache, sealing with keyfile (NULL: none). */
 static struct rs_store_options opts(const char *path, enum rs_wal_sync sync,
 				    const char *origin, const char *keyfile)
 {
-	struct rs_store_options o = {
-		.db_path = path,
-		.sync = sync,
-		.origin = origin,
-		.busy_timeout_ms = BUSY_TIMEOUT_MS,
-		.snapshot_retention_ms = 7 * RS_MS_PER_DAY,
-		.wal_retention_ms = RS_MS_PER_HOUR,
-		.encryption_key_file = keyfile,
-		.cache = {
-			.num_shards = 4,
-			.max_entries = MAX_ENTRIES,
-			.max_memory_bytes = MAX_MEMORY,
-			.default_ttl_ms = LONG_TTL_MS,
-			.clock_ms = fake_clock,
-		},
-	};
+	struct rs_store_options o = store_opts(path, sync, origin);
 
+	o.encryption_key_file = keyfile;
+	o.cache.max_entries = MAX_ENTRIES;
+	o.cache.max_memory_bytes = MAX_MEMORY;
 	return o;
-}
-
-static struct rs_store *open_store(const struct rs_store_options *o,
-				   struct rs_store_recovery *rec)
-{
-	struct rs_err err = RS_ERR_INIT;
-	struct rs_store *s = NULL;
-
-	if (rs_store_open(&s, o, rec, &err))
-		printf("#   rs_store_open: %s\n", err.msg);
-	return s;
-}
-
-static void close_store(struct rs_store *s)
-{
-	struct rs_err err = RS_ERR_INIT;
-
-	if (s && rs_store_close(s, &err))
-		printf("#   rs_store_close: %s\n", err.msg);
 }
 
 /* An open that should fail: true with its message in msg, false (and
@@ -179,71 +139,6 @@ static bool open_fails(const struct rs_store_options *o, char msg[MSG_MAX])
 	}
 	snprintf(msg, MSG_MAX, "%s", err.msg);
 	return true;
-}
-
-static int set_str(struct rs_store *s, const char *k, const char *v)
-{
-	struct rs_err err = RS_ERR_INIT;
-	int rc = rs_store_set(s, k, strlen(k), v, strlen(v), -1, &err);
-
-	if (rc)
-		printf("#   set %s: %s\n", k, err.msg);
-	return rc;
-}
-
-static int del_str(struct rs_store *s, const char *k)
-{
-	struct rs_err err = RS_ERR_INIT;
-	int rc = rs_store_delete(s, k, strlen(k), NULL, &err);
-
-	if (rc)
-		printf("#   delete %s: %s\n", k, err.msg);
-	return rc;
-}
-
-static int64_t snapshot(struct rs_store *s)
-{
-	struct rs_snapshot_info info;
-	struct rs_err err = RS_ERR_INIT;
-
-	if (rs_store_snapshot(s, &info, &err)) {
-		printf("#   snapshot: %s\n", err.msg);
-		return -1;
-	}
-	return info.id;
-}
-
-static char *get_str(struct rs_store *s, const char *k)
-{
-	struct rs_cache_value v;
-
-	if (!s || rs_cache_get(rs_store_cache(s), k, strlen(k),
-			       RS_CACHE_ALLOW_REVALIDATE | RS_CACHE_ALLOW_ERROR,
-			       &v) == RS_CACHE_MISS)
-		return NULL;
-	return v.data;
-}
-
-static bool has_value(struct rs_store *s, const char *k, const char *want)
-{
-	char *got = get_str(s, k);
-	bool same = got && strcmp(got, want) == 0;
-
-	if (!same)
-		printf("#   %s: expected \"%s\", got \"%s\"\n", k, want,
-		       got ? got : "(absent)");
-	free(got);
-	return same;
-}
-
-static bool absent(struct rs_store *s, const char *k)
-{
-	char *got = get_str(s, k);
-
-	if (got)
-		printf("#   %s: expected absent, got \"%s\"\n", k, got);
-	free(got);
-	return s && !got;
 }
 
 /* The first column of the first row as text into out: "(null)" for
@@ -385,16 +280,6 @@ static long long count_id(const char *path, const char *table,
 	return sql_int(path, q);
 }
 
-static bool dir_for(struct tmpdir *t, const char *name, char *path)
-{
-	if (make_tmpdir(t, name)) {
-		ok(0, name);
-		return false;
-	}
-	join(path, t, "resync.db");
-	return true;
-}
-
 /* ---- rewriting log records behind the store's back ---------------------- */
 
 struct copied {
@@ -467,7 +352,7 @@ static bool rewrite(const char *path, const struct copied *c)
 	bool done;
 
 	sqlite3_open(path, &h);
-	sqlite3_busy_timeout(h, BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(h, STORE_BUSY_TIMEOUT_MS);
 	done = sqlite3_prepare_v2(h,
 				  "UPDATE cache_log SET value = ?1, key_id = ?2,"
 				  " checksum = ?3 WHERE seq = ?4",
@@ -540,13 +425,13 @@ static void test_log_sealed(enum rs_wal_sync sync, const char *name,
 		goto out;
 	}
 	for (size_t i = 0; i < 4; i++)
-		set_str(s, keys[i], vals[i]);
+		set_str(s, keys[i], vals[i], -1);
 	del_str(s, "beta");
 	rs_store_purge(s, "zz", 2, &removed, &err);
 	rs_store_purge(s, NULL, 0, &removed, &err);   /* everything */
-	set_str(s, "alpha", vals[0]);
-	set_str(s, "gamma", vals[2]);
-	set_str(s, "e", vals[3]);
+	set_str(s, "alpha", vals[0], -1);
+	set_str(s, "gamma", vals[2], -1);
+	set_str(s, "e", vals[3], -1);
 	if (rs_store_flush(s, &err))
 		printf("#   flush: %s\n", err.msg);
 
@@ -648,10 +533,10 @@ static void test_snapshot_sealed(void)
 		goto out;
 	}
 	for (size_t i = 0; i < 3; i++) {
-		set_str(s, keys[i], vals[i]);
+		set_str(s, keys[i], vals[i], -1);
 		sealed_len += (long long)(strlen(vals[i]) + RS_SEAL_OVERHEAD);
 	}
-	snap = snapshot(s);
+	snap = take_snapshot(s);
 	ok(snap > 0, "snapshot: taken");
 	is_str(snap_key_id(path, snap, got, sizeof(got)), id,
 	       "snapshot: cache_snapshot.key_id is the current key's id");
@@ -673,7 +558,7 @@ static void test_snapshot_sealed(void)
 
 	/* The tail after the snapshot. */
 	clk += 1000;
-	set_str(s, "d", "SECRET d after the snapshot");
+	set_str(s, "d", "SECRET d after the snapshot", -1);
 	del_str(s, "a");
 	close_store(s);
 	ok(db_files_lack(path, MARKER), "snapshot: the database holds no plaintext");
@@ -749,8 +634,8 @@ static void test_rotation(void)
 		ok(0, "rotation: open with [k1]");
 		goto out;
 	}
-	set_str(x, "a1", "SECRET a1");
-	s1 = snapshot(x);
+	set_str(x, "a1", "SECRET a1", -1);
+	s1 = take_snapshot(x);
 	is_str(snap_key_id(path, s1, got, sizeof(got)), id1,
 	       "rotation: snapshot 1 sealed with k1");
 
@@ -763,7 +648,7 @@ static void test_rotation(void)
 	   "rotation: [k2, k1] recovers what k1 sealed");
 	if (!y)
 		goto out;
-	set_str(y, "b", "SECRET b");
+	set_str(y, "b", "SECRET b", -1);
 	is_str(log_key_id(path, "b", got, sizeof(got)), id2,
 	       "rotation: new records are sealed with k2");
 
@@ -774,7 +659,7 @@ static void test_rotation(void)
 	has_str(msg, "not in the key file", "rotation: and says it is missing");
 	has_str(msg, "snapshot 1", "rotation: and names the snapshot");
 
-	s2 = snapshot(y);
+	s2 = take_snapshot(y);
 	is_str(snap_key_id(path, s2, got, sizeof(got)), id2,
 	       "rotation: the snapshot after it is sealed with k2");
 	s = open_store(&oz, &rec);
@@ -785,7 +670,7 @@ static void test_rotation(void)
 
 	/* x still seals with k1 after that snapshot: recovery needs k1 for
 	 * that record, and a [k1]-only follower cannot read k2's. */
-	set_str(x, "a2", "SECRET a2");
+	set_str(x, "a2", "SECRET a2", -1);
 	ok(open_fails(&oz, msg), "rotation: a k1 record after the snapshot: [k2] fails");
 	has_str(msg, id1, "rotation: naming k1's id");
 	has_str(msg, "cache log", "rotation: and the log");
@@ -796,7 +681,7 @@ static void test_rotation(void)
 	ok(rs_store_follow(y, &applied, &err) == 0 && applied == 1 &&
 	   has_value(y, "a2", "SECRET a2"),
 	   "rotation: a follower with [k2, k1] applies the k1 record");
-	s3 = snapshot(y);
+	s3 = take_snapshot(y);
 	close_store(x);
 	x = NULL;
 	close_store(y);
@@ -826,8 +711,8 @@ static void test_rotation(void)
 	   "rotation: gc removes the snapshot sealed with k1");
 	is_int(count_id(path, "cache_log", id1), 1,
 	       "rotation: the log's newest record, k1's, is kept");
-	set_str(s, "c", "SECRET c");
-	s4 = snapshot(s);
+	set_str(s, "c", "SECRET c", -1);
+	s4 = take_snapshot(s);
 	usleep(GC_WAIT_US);
 	if (rs_store_gc(s, &removed_snaps, &removed_records, &err))
 		printf("#   gc: %s\n", err.msg);
@@ -882,7 +767,7 @@ static void test_missing_key(void)
 	s = open_store(&o, NULL);
 	if (!s)
 		goto out;
-	set_str(s, "k", "SECRET v");
+	set_str(s, "k", "SECRET v", -1);
 	close_store(s);
 	rows = sql_int(path, "SELECT count(*) FROM cache_log");
 
@@ -904,7 +789,7 @@ static void test_missing_key(void)
 
 	/* The same with the value in a snapshot (the log tail is empty). */
 	s = open_store(&o, NULL);
-	ok(s && snapshot(s) == 1, "missing key: snapshot 1 taken");
+	ok(s && take_snapshot(s) == 1, "missing key: snapshot 1 taken");
 	close_store(s);
 	none.encryption_key_file = NULL;
 	ok(open_fails(&none, msg), "missing key: sealed snapshot, no key file: fails");
@@ -928,8 +813,8 @@ static bool two_records(const struct rs_store_options *o)
 
 	if (!s)
 		return false;
-	set_str(s, "a", "SECRET-of-a");
-	set_str(s, "b", "SECRET-of-b");
+	set_str(s, "a", "SECRET-of-a", -1);
+	set_str(s, "b", "SECRET-of-b", -1);
 	close_store(s);
 	return true;
 }
@@ -1045,7 +930,7 @@ static void test_tampered(void)
 	if (!two_records(&o))
 		goto out;
 	s = open_store(&o, NULL);
-	ok(s && snapshot(s) == 1, "snapshot swap: snapshot 1 taken");
+	ok(s && take_snapshot(s) == 1, "snapshot swap: snapshot 1 taken");
 	close_store(s);
 	sql(path, "CREATE TEMP TABLE sw AS SELECT key, value"
 		  " FROM cache_snapshot_row WHERE snapshot_id = 1;"
@@ -1089,9 +974,9 @@ static void test_plaintext_then_key(void)
 	s = open_store(&plain, NULL);
 	if (!s)
 		goto out;
-	set_str(s, "p1", "plain p1");
-	s1 = snapshot(s);
-	set_str(s, "p2", "plain p2");
+	set_str(s, "p1", "plain p1", -1);
+	s1 = take_snapshot(s);
+	set_str(s, "p2", "plain p2", -1);
 	close_store(s);
 	is_str(snap_key_id(path, s1, got, sizeof(got)), "(null)",
 	       "plaintext: without a key, the snapshot has no key_id");
@@ -1108,7 +993,7 @@ static void test_plaintext_then_key(void)
 	   "plaintext: opened with a key file, old snapshot and records read");
 	if (!s)
 		goto out;
-	set_str(s, "s1", "SECRET s1");
+	set_str(s, "s1", "SECRET s1", -1);
 	close_store(s);
 	ok(sql_int(path, "SELECT count(*) FROM cache_log WHERE key_id IS NULL"
 			 " AND CAST(key AS TEXT) IN ('p1', 'p2')") == 2,
@@ -1124,7 +1009,7 @@ static void test_plaintext_then_key(void)
 	ok(s && has_value(s, "p1", "plain p1") && has_value(s, "p2", "plain p2") &&
 	   has_value(s, "s1", "SECRET s1"),
 	   "plaintext: a mixed log recovers with the key");
-	s2 = snapshot(s);
+	s2 = take_snapshot(s);
 	close_store(s);
 	is_str(snap_key_id(path, s2, got, sizeof(got)), id,
 	       "plaintext: the next snapshot is sealed");
@@ -1210,8 +1095,8 @@ static void test_follow(void)
 		goto out;
 	}
 	del_str(a, "gone");                 /* no value, nothing sealed */
-	set_str(a, "x", "SECRET x");
-	set_str(a, "y", "SECRET y");
+	set_str(a, "x", "SECRET x", -1);
+	set_str(a, "y", "SECRET y", -1);
 
 	rc = rs_store_follow(f, &applied, &err);
 	if (rc)
@@ -1232,7 +1117,7 @@ static void test_follow(void)
 	rc = rs_store_follow(n, &applied, &err);
 	ok(rc == -1 && applied == 0, "follow: the next call fails again, nothing applied");
 	is_str(err.msg, first, "follow: at the same record: it does not advance");
-	set_str(a, "z", "SECRET z");
+	set_str(a, "z", "SECRET z", -1);
 	rc = rs_store_follow(n, &applied, &err);
 	ok(rc == -1 && applied == 0 && absent(n, "z") && absent(n, "y"),
 	   "follow: nor skip to later records");
