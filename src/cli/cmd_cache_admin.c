@@ -527,7 +527,7 @@ static int import_entry(void *arg, const struct rs_cachefile_entry *e)
 		if (++im->imported % IMPORT_FLUSH_EVERY == 0 &&
 		    rs_store_flush(im->store, im->err))
 			return 1;
-	} else if (strncmp(why.msg, "cannot log", 10) == 0) {
+	} else if (why.code == EIO) {   /* the log is failing: stop */
 		*im->err = why;
 		return 1;
 	} else if (im->rejected++ == 0) {

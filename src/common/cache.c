@@ -483,7 +483,7 @@ int cache_lookup_locked(struct rs_cache *c, struct shard *s, uint64_t h,
 	if (cache_copy_out(e, out) < 0)
 		return -1;
 	if (ticket) {
-		set_refresh_until(e, sat_add(now,
+		set_refresh_until(e, rs_sat_add(now,
 			c->swr_ms < RS_CACHE_REFRESH_TICKET_MS ?
 			c->swr_ms : RS_CACHE_REFRESH_TICKET_MS));
 		s->n.refresh_tickets++;
@@ -682,7 +682,7 @@ int cache_store(struct rs_cache *c, const void *key, size_t klen,
 	if (cache_check_key(c, key, klen, err) < 0 ||
 	    check_value(c, key, klen, val, vlen, err) < 0)
 		goto rejected;
-	if (now >= sat_add(expires_ms, c->max_stale_ms)) {
+	if (now >= rs_sat_add(expires_ms, c->max_stale_ms)) {
 		remove_key(c, key, klen, wait_us);
 		return 1;
 	}
@@ -788,7 +788,7 @@ int rs_cache_set(struct rs_cache *c, const void *key, size_t klen,
 	now = now_ms(c);
 	if (ttl_ms < 0)
 		ttl_ms = c->default_ttl_ms;
-	rc = cache_store(c, key, klen, val, vlen, now, sat_add(now, ttl_ms),
+	rc = cache_store(c, key, klen, val, vlen, now, rs_sat_add(now, ttl_ms),
 			 now, &op.lock_wait_us, err);
 	cache_op_done(c, &op, key, klen);
 	return rc;

@@ -130,7 +130,7 @@ static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 		if (ttl < 0)
 			ttl = c->default_ttl_ms;
 		f->stored_ms = now;
-		f->expires_ms = sat_add(now, ttl);
+		f->expires_ms = rs_sat_add(now, ttl);
 		/* Still served when it cannot be cached (counted). */
 		cache_store(c, f->key, f->klen, val, vlen, f->stored_ms,
 			    f->expires_ms, now, &op->lock_wait_us, NULL);

@@ -148,15 +148,6 @@ struct rs_cache {
 
 /* --- small helpers -------------------------------------------------------- */
 
-static inline int64_t sat_add(int64_t a, int64_t b)
-{
-	if (b > 0 && a > INT64_MAX - b)
-		return INT64_MAX;
-	if (b < 0 && a < INT64_MIN - b)
-		return INT64_MIN;
-	return a + b;
-}
-
 static inline int64_t now_ms(const struct rs_cache *c)
 {
 	return c->clock_ms ? c->clock_ms(c->clock_arg) : rs_now_ms();
@@ -195,7 +186,7 @@ static inline int64_t stored_of(const struct entry *e)
 
 static inline int64_t refresh_until(const struct entry *e)
 {
-	return sat_add(e->expires_ms, e->refresh_ms);
+	return rs_sat_add(e->expires_ms, e->refresh_ms);
 }
 
 static inline void set_refresh_until(struct entry *e, int64_t at)
@@ -208,7 +199,7 @@ static inline void set_refresh_until(struct entry *e, int64_t at)
 
 static inline int64_t deadline_of(const struct rs_cache *c, const struct entry *e)
 {
-	return sat_add(e->expires_ms, c->max_stale_ms);
+	return rs_sat_add(e->expires_ms, c->max_stale_ms);
 }
 
 static inline struct shard *shard_of(struct rs_cache *c, uint64_t h)

@@ -40,14 +40,6 @@ const char *rs_fault_kind_name(enum rs_fault_kind kind)
 	return "?";
 }
 
-static void copy_text(char *dst, size_t n, const char *src)
-{
-	size_t len = strnlen(src, n - 1);
-
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 static void add_fault(struct verify *v, enum rs_fault_kind kind, int64_t ref,
 		      int64_t ref_end, const char *reason, bool repaired)
 {
@@ -68,7 +60,7 @@ static void add_fault(struct verify *v, enum rs_fault_kind kind, int64_t ref,
 	f->kind = kind;
 	f->ref = ref;
 	f->ref_end = ref_end;
-	copy_text(f->reason, sizeof(f->reason), reason);
+	rs_copy_text(f->reason, sizeof(f->reason), reason);
 	f->repaired = repaired;
 }
 
@@ -276,7 +268,7 @@ static int check_sealed(void *arg, const struct rs_wal_record *r)
 		c->repairable = false;
 	} else if (rs_unseal(c->keys, r->key_id, r->key, r->klen, r->val,
 			     r->vlen, &plain, &plen, &err)) {
-		copy_text(c->reason, sizeof(c->reason),
+		rs_copy_text(c->reason, sizeof(c->reason),
 			  "sealed value does not authenticate");
 		c->repairable = true;
 	} else {
@@ -321,7 +313,7 @@ static int verify_log(struct verify *v, struct rs_err *err)
 			r.stopped = true;
 			r.gap = false;
 			r.bad_seq = sc.seq;
-			copy_text(r.reason, sizeof(r.reason), sc.reason);
+			rs_copy_text(r.reason, sizeof(r.reason), sc.reason);
 		}
 		rep->records += r.records;
 		if (r.first_seq && !rep->first_seq)

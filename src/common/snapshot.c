@@ -79,14 +79,6 @@ struct row {
 	int64_t stored_ms, expires_ms;
 };
 
-static void copy_text(char *dst, size_t n, const char *src)
-{
-	size_t len = strnlen(src, n - 1);
-
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 /* "<what>: <sqlite message>"; always -1. */
 static int sql_fail(struct rs_db *db, struct rs_err *err, const char *fmt, ...)
 	RS_PRINTF(3, 4);
@@ -168,9 +160,9 @@ static void column_header(sqlite3_stmt *st, struct header *h)
 	h->bytes = sqlite3_column_int64(st, 4);
 	h->checksum = sqlite3_column_int64(st, 5);
 	state = sqlite3_column_text(st, 6);
-	copy_text(h->state, sizeof(h->state), state ? (const char *)state : "");
+	rs_copy_text(h->state, sizeof(h->state), state ? (const char *)state : "");
 	state = sqlite3_column_text(st, 7);
-	copy_text(h->key_id, sizeof(h->key_id), state ? (const char *)state : "");
+	rs_copy_text(h->key_id, sizeof(h->key_id), state ? (const char *)state : "");
 }
 
 static void header_info(const struct header *h, struct rs_snapshot_info *info)
@@ -304,7 +296,7 @@ static int check_snapshot(struct rs_db *db, const struct header *h,
 		return 0;
 	}
 	if (strcmp(h->state, state_quarantined) == 0) {
-		copy_text(check->reason, sizeof(check->reason), "quarantined");
+		rs_copy_text(check->reason, sizeof(check->reason), "quarantined");
 		return 0;
 	}
 	if (strcmp(h->state, state_complete) != 0) {
@@ -324,7 +316,7 @@ static int check_snapshot(struct rs_db *db, const struct header *h,
 			 "%" PRIu64 " bytes, header says %" PRId64, t.bytes,
 			 h->bytes);
 	else if (h->checksum != (int64_t)crc)
-		copy_text(check->reason, sizeof(check->reason),
+		rs_copy_text(check->reason, sizeof(check->reason),
 			  "checksum mismatch");
 	else
 		check->ok = true;
@@ -551,7 +543,7 @@ int rs_snapshot_take(const char *db_path, const struct rs_keyring *keys,
 	w.h.time_ms = rs_now_ms();
 	w.h.last_seq = last_seq;
 	if (keys)
-		copy_text(w.h.key_id, sizeof(w.h.key_id),
+		rs_copy_text(w.h.key_id, sizeof(w.h.key_id),
 			  rs_keyring_current_id(keys));
 	if (begin_header(&w, err))
 		goto out;
@@ -569,7 +561,7 @@ int rs_snapshot_take(const char *db_path, const struct rs_keyring *keys,
 	}
 	if (write_shards(&w, c, err) || finish_header(&w, err))
 		goto discard;
-	copy_text(w.h.state, sizeof(w.h.state), state_complete);
+	rs_copy_text(w.h.state, sizeof(w.h.state), state_complete);
 	if (info)
 		header_info(&w.h, info);
 	ret = 0;
@@ -703,7 +695,7 @@ static int store_row(void *arg, const struct row *r)
 		l->report->expired++;
 	} else {
 		if (l->report->rejected++ == 0)
-			copy_text(l->report->rejected_reason,
+			rs_copy_text(l->report->rejected_reason,
 				  sizeof(l->report->rejected_reason), why.msg);
 	}
 	return 0;
@@ -757,7 +749,7 @@ static void name_reason(char *dst, size_t n, int64_t id, const char *reason)
 	int len = snprintf(dst, n, "snapshot %" PRId64 ": ", id);
 
 	if (len > 0 && (size_t)len < n)
-		copy_text(dst + len, n - (size_t)len, reason);
+		rs_copy_text(dst + len, n - (size_t)len, reason);
 }
 
 /* The newest complete snapshot that verifies, in *h; 1 when one does, 0

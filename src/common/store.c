@@ -21,6 +21,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -68,14 +69,6 @@ struct rs_store {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void copy_text(char *dst, size_t n, const char *src)
-{
-	size_t len = strnlen(src, n - 1);
-
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 static int shown_len(size_t klen)
 {
 	return (int)(klen > SHOWN_KEY_MAX ? SHOWN_KEY_MAX : klen);
@@ -84,13 +77,6 @@ static int shown_len(size_t klen)
 static const char *shown_more(size_t klen)
 {
 	return klen > SHOWN_KEY_MAX ? "..." : "";
-}
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	if (b > 0 && a > INT64_MAX - b)
-		return INT64_MAX;
-	return a + b;
 }
 
 static int64_t now_ms(const struct rs_store *s)
@@ -346,7 +332,7 @@ static int recover(struct rs_store *s, struct rs_store_recovery *rec,
 		rec->log.stopped = true;
 		rec->log.gap = false;
 		rec->log.bad_seq = a.stop_seq;
-		copy_text(rec->log.reason, sizeof(rec->log.reason),
+		rs_copy_text(rec->log.reason, sizeof(rec->log.reason),
 			  "sealed value does not authenticate");
 	} else if (rc) {
 		goto out;
@@ -356,7 +342,7 @@ out:
 	rec->replayed = a.applied;
 	rec->expired = a.expired;
 	rec->rejected = a.rejected;
-	copy_text(rec->rejected_reason, sizeof(rec->rejected_reason),
+	rs_copy_text(rec->rejected_reason, sizeof(rec->rejected_reason),
 		  a.rejected_reason);
 	rec->last_seq = rec->log.last_seq ? rec->log.last_seq :
 					    rec->snapshot.last_seq;
@@ -507,6 +493,8 @@ static int set_locked(struct rs_store *s, const struct rs_wal_record *r,
 		rs_err_prefix(err, "cannot log the set of '%.*s%s'",
 			      shown_len(r->klen), (const char *)r->key,
 			      shown_more(r->klen));
+		if (err)
+			err->code = EIO;
 		return -1;
 	}
 	if (rs_cache_set_at(s->cache, r->key, r->klen, r->val, r->vlen,
@@ -541,7 +529,7 @@ int rs_store_set(struct rs_store *s, const void *key, size_t klen,
 	/* Stamped under the stripe, so a later write to the key never
 	 * carries an earlier stored time. */
 	r.stored_ms = now_ms(s);
-	r.expires_ms = sat_add(r.stored_ms, ttl_ms < 0 ? s->default_ttl_ms :
+	r.expires_ms = rs_sat_add(r.stored_ms, ttl_ms < 0 ? s->default_ttl_ms :
 							 ttl_ms);
 	ret = set_locked(s, &r, err);
 	unlock_key(s, m);
@@ -568,7 +556,7 @@ int rs_store_set_at(struct rs_store *s, const void *key, size_t klen,
 		return -1;
 	/* Not worth a log record: the cache would drop it at once, and
 	 * recovery would skip it. */
-	if (now_ms(s) >= sat_add(expires_ms, s->max_stale_ms))
+	if (now_ms(s) >= rs_sat_add(expires_ms, s->max_stale_ms))
 		return 1;
 	m = lock_key(s, key, klen);
 	ret = set_locked(s, &r, err);

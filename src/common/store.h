@@ -99,7 +99,9 @@ int rs_store_close(struct rs_store *s, struct rs_err *err);
 struct rs_cache *rs_store_cache(struct rs_store *s);
 
 /* ttl_ms < 0: the cache's default_ttl_ms.  -1 with err when the entry is
- * refused (nothing logged), when it cannot be logged (memory untouched),
+ * refused (nothing logged), when it cannot be logged (memory untouched;
+ * err->code is then EIO, so a bulk writer can tell a failing log, which
+ * stops it, from one refused entry),
  * or, rarely, when the cache cannot make room for it after it was logged:
  * then the key is removed and a delete logged, so memory and the log still
  * agree. */

@@ -260,3 +260,11 @@ int64_t rs_monotonic_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
 }
+
+void rs_copy_text(char *dst, size_t n, const char *src)
+{
+	size_t len = strnlen(src, n - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}

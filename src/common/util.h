@@ -58,6 +58,21 @@ bool rs_is_power_of_two(uint64_t v);
  * malloc'd string; NULL when out of memory. */
 char *rs_path_dirname(const char *path);
 
+/* Copy src into dst (n > 0 bytes), cut short if need be, always
+ * NUL-terminated: for fixed-size reason and message fields. */
+void rs_copy_text(char *dst, size_t n, const char *src);
+
+/* a + b, saturating at INT64_MIN / INT64_MAX (times plus durations).
+ * Inline: the cache's lookups compute deadlines with it. */
+static inline int64_t rs_sat_add(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	if (b < 0 && a < INT64_MIN - b)
+		return INT64_MIN;
+	return a + b;
+}
+
 /* Current time. */
 int64_t rs_now_ms(void);           /* CLOCK_REALTIME */
 int64_t rs_monotonic_ms(void);     /* CLOCK_MONOTONIC */

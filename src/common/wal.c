@@ -179,14 +179,6 @@ static int64_t elapsed_us(const struct timespec *t0)
 }
 
 /* Messages are for people: a cut tail is better than none. */
-static void copy_text(char *dst, size_t n, const char *src)
-{
-	size_t len = strnlen(src, n - 1);
-
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 static void free_chain(struct item *it)
 {
 	struct item *next;
@@ -210,7 +202,7 @@ static struct item *unlink_first(struct rs_wal *w, uint64_t n,
 		last = it;
 		if (it->waiter && msg) {
 			it->waiter->rc = -1;
-			copy_text(it->waiter->msg, sizeof(it->waiter->msg),
+			rs_copy_text(it->waiter->msg, sizeof(it->waiter->msg),
 				  msg);
 			it->waiter->done = true;
 		}
@@ -293,7 +285,7 @@ static struct item *group_failed(struct rs_wal *w, size_t n, const char *why)
 			     "cache log '%s' degraded: commit failed: %s; memory keeps serving, retrying",
 			     w->path, why);
 	w->st.degraded = true;
-	copy_text(w->st.last_error, sizeof(w->st.last_error), why);
+	rs_copy_text(w->st.last_error, sizeof(w->st.last_error), why);
 	if (!w->failing_since_ms)
 		w->failing_since_ms = now;
 	w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : WAL_RETRY_MIN_MS;

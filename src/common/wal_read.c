@@ -9,17 +9,10 @@
 #include <string.h>
 
 #include "db.h"
+#include "util.h"
 #include "wal.h"
 
 #define WAL_SCHEMA_VERSION 2        /* the migration that made cache_log */
-
-static void copy_text(char *dst, size_t n, const char *src)
-{
-	size_t len = strnlen(src, n - 1);
-
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
 
 /* The row as a record; *op is the column as stored, which may not fit
  * the enum.  Pointers are SQLite's, valid until the next step. */
@@ -187,7 +180,7 @@ int rs_wal_read(const char *db_path, int64_t after_seq,
 		if (bad) {
 			report->stopped = true;
 			report->bad_seq = r.seq;
-			copy_text(report->reason, sizeof(report->reason), bad);
+			rs_copy_text(report->reason, sizeof(report->reason), bad);
 			break;
 		}
 		prev = r.seq;

@@ -18,6 +18,7 @@
 #include "teststore.h"
 #include "util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -98,6 +99,7 @@ static void test_set_at(void)
 	rc = rs_store_set_at(s, "", 0, "v", 1, T0_MS, T0_MS + 1, &err);
 	ok(rc == -1 && log_rows(path) == rows,
 	   "set_at: an empty key is refused, nothing logged");
+	ok(err.code != EIO, "set_at: a refusal is not a log failure");
 	close_store(s);
 
 	/* Same clock: "stale" is one ms from the end of its window. */

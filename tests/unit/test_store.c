@@ -559,6 +559,7 @@ static void test_write_failure(void)
 	ok(rc == -1, "failure: set fails when its commit fails");
 	has_str(err.msg, "cannot log the set of 'k'",
 	        "failure: the error names the key");
+	is_int(err.code, EIO, "failure: and says the log failed (EIO)");
 	printf("#   %s\n", err.msg);
 	ok(has_value(s, "k", "v1"), "failure: memory keeps the old value");
 	rc = rs_store_set(s, "new", 3, "v", 1, -1, &err);
