@@ -51,8 +51,6 @@ void cache_put_bytes(FILE *f, const void *p, size_t n);
 /* obj[name] = the bytes as a JSON string when they are UTF-8 without NUL,
  * else obj[name_base64] = their base64. */
 void cache_set_bytes(json_t *obj, const char *name, const void *p, size_t n);
-/* "2026-11-23T10:00:00Z", "-" for 0. */
-void cache_fmt_time(int64_t ms, char *buf, size_t n);
 /* "512 B", "11.8 MiB" */
 void cache_fmt_size(uint64_t bytes, char *buf, size_t n);
 /* "4m59s", or "stale 3s" once past expiry. */

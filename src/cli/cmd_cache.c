@@ -73,17 +73,6 @@ void cache_set_bytes(json_t *obj, const char *name, const void *p, size_t n)
 	free(b64);
 }
 
-void cache_fmt_time(int64_t ms, char *buf, size_t n)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (ms <= 0 || !gmtime_r(&t, &tm))
-		snprintf(buf, n, "-");
-	else
-		strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 void cache_fmt_size(uint64_t bytes, char *buf, size_t n)
 {
 	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB" };

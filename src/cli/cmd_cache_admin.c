@@ -114,7 +114,7 @@ static void stats_text(struct cache_run *r, const struct rs_cache_stats *cs,
 	printf("memory       %s of %s\n", a, b);
 	printf("shards       %zu (%zu hot)\n", cs->num_shards, cs->hot_shards);
 	if (snaps->newest.id) {
-		cache_fmt_time(snaps->newest.time_ms, t, sizeof(t));
+		rs_format_utc(snaps->newest.time_ms, t, sizeof(t));
 		printf("snapshots    %" PRIu64 "; newest complete: %" PRId64 " at %s, %" PRIu64
 		       " entries, log seq %" PRId64 "\n",
 		       snaps->count, snaps->newest.id, t, snaps->newest.entries,
@@ -212,7 +212,7 @@ static int print_snapshot(void *arg, const struct rs_snapshot_info *info)
 	if (p->n++ == 0 && p->ctx->g.verbosity >= 0)
 		printf("%-6s %-20s %10s %10s %10s  %s\n", "ID", "TIME", "ENTRIES", "SIZE",
 		       "LOG SEQ", "STATE");
-	cache_fmt_time(info->time_ms, t, sizeof(t));
+	rs_format_utc(info->time_ms, t, sizeof(t));
 	cache_fmt_size(info->bytes, size, sizeof(size));
 	printf("%-6" PRId64 " %-20s %10" PRIu64 " %10s %10" PRId64 "  %s\n", info->id, t,
 	       info->entries, size, info->last_seq,

@@ -134,6 +134,18 @@ static const struct migration migrations[] = {
 		       "	log_time_ms INTEGER\n"
 		       ");",
 	},
+	{
+		/* What each running responder last published (stats.c), one
+		 * row per process, for resyncctl to read: the figures only
+		 * it has (hits, requests, threads), as a JSON object. */
+		.version = 5,
+		.sql = "CREATE TABLE stats (\n"
+		       "	origin TEXT PRIMARY KEY,\n"
+		       "	pid INTEGER NOT NULL,\n"
+		       "	updated_ms INTEGER NOT NULL,\n"
+		       "	json TEXT NOT NULL\n"
+		       ");",
+	},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

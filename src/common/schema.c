@@ -56,6 +56,14 @@ const struct rs_schema_key rs_schema_keys[] = {
 	{ "server", "request_id_pattern", RS_T_REGEX, "^[A-Za-z0-9._:-]{1,128}$", 0, 0,
 	  NULL, NULL, 0,
 	  "an inbound X-Request-ID matching this is kept, otherwise a new id is made" },
+	{ "server", "slow_request_threshold", RS_T_DURATION, "1s", 0, H(1), NULL, NULL, 0,
+	  "log requests slower than this, with the time spent in each stage; 0 disables" },
+	{ "server", "shutdown_timeout", RS_T_DURATION, "10s", 0, M(10), NULL, NULL, 0,
+	  "on SIGTERM, how long in-flight requests may run before the process exits anyway" },
+	{ "server", "compress_min_size", RS_T_SIZE, "1KB", 0, RS_GIB, NULL, NULL, 0,
+	  "gzip responses at least this large when the client accepts it; 0 disables" },
+	{ "server", "max_json_depth", RS_T_INT, "32", 1, 1000, NULL, NULL, 0,
+	  "deepest nesting of arrays and objects accepted in a JSON request body" },
 
 	/* [cache] */
 	{ "cache", "ttl", RS_T_DURATION, "300s", S(1), D(30), NULL, NULL, 0,
@@ -218,6 +226,8 @@ const struct rs_schema_key rs_schema_keys[] = {
 	  "stderr, syslog, or the path of a file (reopened on SIGUSR1)" },
 	{ "log", "syslog_facility", RS_T_ENUM, "daemon", 0, 0, LOG_FACILITIES, NULL, 0,
 	  "syslog facility when output = syslog" },
+	{ "log", "access_log", RS_T_STRING, "stderr", 0, 0, NULL, NULL, 0,
+	  "resync-fcgi's access log, one JSON line per request: stderr, off, or the path of a file (reopened on SIGUSR1)" },
 };
 const size_t rs_schema_nkeys = RS_ARRAY_SIZE(rs_schema_keys);
 

@@ -261,6 +261,24 @@ int64_t rs_monotonic_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t rs_monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void rs_format_utc(int64_t ms, char *buf, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || !gmtime_r(&t, &tm) ||
+	    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, n, "-");
+}
+
 void rs_copy_text(char *dst, size_t n, const char *src)
 {
 	size_t len = strnlen(src, n - 1);

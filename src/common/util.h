@@ -76,5 +76,9 @@ static inline int64_t rs_sat_add(int64_t a, int64_t b)
 /* Current time. */
 int64_t rs_now_ms(void);           /* CLOCK_REALTIME */
 int64_t rs_monotonic_ms(void);     /* CLOCK_MONOTONIC */
+int64_t rs_monotonic_us(void);
+
+/* "2026-11-23T14:05:01Z" for a wall-clock time in ms; "-" when ms <= 0. */
+void rs_format_utc(int64_t ms, char *buf, size_t n);
 
 #endif

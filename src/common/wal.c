@@ -822,3 +822,9 @@ void rs_wal_get_stats(struct rs_wal *w, struct rs_wal_stats *out)
 	pthread_mutex_unlock(&w->lock);
 }
 
+
+const char *rs_wal_sync_name(enum rs_wal_sync sync)
+{
+	return sync == RS_WAL_SYNC_ALWAYS ? "always" :
+	       sync == RS_WAL_SYNC_BATCH ? "batch" : "off";
+}

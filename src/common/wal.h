@@ -61,6 +61,8 @@
 enum rs_wal_op { RS_WAL_SET = 1, RS_WAL_DELETE = 2, RS_WAL_PURGE = 3 };
 
 enum rs_wal_sync { RS_WAL_SYNC_ALWAYS, RS_WAL_SYNC_BATCH, RS_WAL_SYNC_OFF };
+/* "always", "batch", "off": the names [persistence] sync takes. */
+const char *rs_wal_sync_name(enum rs_wal_sync sync);
 
 struct rs_wal_record {
 	int64_t seq;            /* assigned by the database; 0 when appending */

@@ -1,0 +1,126 @@
+/*
+ * api_cache: /api/cache/stats and /api/cache/purge.
+ *
+ * A purge goes through the store, so it is logged like resyncctl's and
+ * survives a restart; with sync = always it is answered once committed.
+ * Scopes name the key prefixes the HWA routes cache under.
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+#include "stats.h"
+#include "util.h"
+
+static const struct {
+	const char *name, *prefix;   /* "" = everything */
+} scopes[] = {
+	{ "jobs", "jobs:" },
+	{ "workstations", "workstations:" },
+	{ "system", "" },
+};
+
+void api_cache_stats(struct req *r)
+{
+	struct server *s = r->srv;
+	struct rs_cache_stats cs;
+	struct rs_wal_stats ws;
+	struct rs_err err = RS_ERR_INIT;
+	int64_t t0 = rs_monotonic_us();
+
+	if (rs_cache_stats(rs_store_cache(s->store), &cs, &err) < 0) {
+		RS_LOG(RS_LOG_ERROR, r->id, "cache stats: %s", err.msg);
+		req_error(r, 500, "internal_error", "the cache statistics are not available");
+		return;
+	}
+	json_t *j = rs_stats_cache_json(&cs);
+	rs_cache_stats_free(&cs);
+	rs_store_wal_stats(s->store, &ws);
+	json_object_set_new(j, "persistence", rs_stats_wal_json(&ws, rs_wal_sync_name(s->sync)));
+	r->stage_us[STAGE_CACHE] += rs_monotonic_us() - t0;
+	req_json(r, 200, j);
+}
+
+/* The body's selector: exactly one of key, prefix, scope. */
+static int selector(struct req *r, json_t *body, const char **what,
+		    const char **value, const char **prefix)
+{
+	const char *names[] = { "key", "prefix", "scope" };
+	int found = 0;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(body, k, v) {
+		size_t i;
+		for (i = 0; i < RS_ARRAY_SIZE(names); i++)
+			if (strcmp(k, names[i]) == 0)
+				break;
+		if (i == RS_ARRAY_SIZE(names)) {
+			req_error(r, 400, "bad_request", "unknown field \"%.64s\": give key, prefix or scope", k);
+			return -1;
+		}
+		if (!json_is_string(v) || json_string_length(v) == 0) {
+			req_error(r, 400, "bad_request", "%s must be a non-empty string", k);
+			return -1;
+		}
+		*what = names[i];
+		*value = json_string_value(v);
+		found++;
+	}
+	if (found != 1) {
+		req_error(r, 400, "bad_request", "give exactly one of key, prefix or scope");
+		return -1;
+	}
+	*prefix = *value;
+	if (strcmp(*what, "scope") == 0) {
+		for (size_t i = 0; i < RS_ARRAY_SIZE(scopes); i++)
+			if (strcmp(*value, scopes[i].name) == 0) {
+				*prefix = scopes[i].prefix;
+				return 0;
+			}
+		req_error(r, 400, "bad_request", "unknown scope \"%.64s\": jobs, workstations or system",
+			  *value);
+		return -1;
+	}
+	return 0;
+}
+
+void api_cache_purge(struct req *r)
+{
+	struct server *s = r->srv;
+	struct rs_err err = RS_ERR_INIT;
+	const char *what, *value, *prefix;
+	uint64_t removed = 0;
+	int rc;
+
+	json_t *body = req_json_body(r);
+	if (!body)
+		return;
+	if (selector(r, body, &what, &value, &prefix) < 0) {
+		json_decref(body);
+		return;
+	}
+	int64_t t0 = rs_monotonic_us();
+	if (strcmp(what, "key") == 0) {
+		int deleted = 0;
+		rc = rs_store_delete(s->store, value, strlen(value), &deleted, &err);
+		removed = (uint64_t)deleted;
+	} else {
+		rc = rs_store_purge(s->store, prefix, strlen(prefix), &removed, &err);
+	}
+	r->stage_us[s->sync == RS_WAL_SYNC_OFF ? STAGE_CACHE : STAGE_DATABASE] +=
+		rs_monotonic_us() - t0;
+	if (rc < 0) {
+		RS_LOG(RS_LOG_ERROR, r->id, "purge %s %s: %s", what, value, err.msg);
+		req_error(r, 503, "service_unavailable",
+			  "the purge could not be made durable; try again");
+	} else {
+		RS_LOG(RS_LOG_NOTICE, r->id, "purged %llu cache entries (%s %s) for %s",
+		       (unsigned long long)removed, what, value,
+		       r->key_name ? r->key_name : "-");
+		req_json(r, 200, json_pack("{s:I,s:s}", "purged", (json_int_t)removed,
+					   what, value));
+	}
+	json_decref(body);
+}

@@ -1,0 +1,127 @@
+/*
+ * conf: the responder's view of a loaded configuration, swapped whole on
+ * SIGHUP.  Requests hold a reference, so the old view lives until the last
+ * request that started under it ends.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server.h"
+#include "util.h"
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* "2027-01-31" or "2027-01-31T12:00:00Z" (the schema's pattern) to ms. */
+static int64_t parse_utc(const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+	if (end && *end == 'T') {
+		const char *e2 = strptime(end + 1, "%H:%M", &tm);
+		if (e2 && *e2 == ':')
+			e2 = strptime(e2 + 1, "%S", &tm);
+		end = e2;
+	}
+	if (!end)
+		return 0;
+	return (int64_t)timegm(&tm) * 1000;
+}
+
+static int load_keys(struct srv_conf *c, struct rs_err *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rs_config_nsections(c->cfg); i++)
+		if (strcmp(rs_config_section_at(c->cfg, i)->schema->name, "key") == 0)
+			n++;
+	if (n == 0)
+		return 0;
+	c->keys = calloc(n, sizeof(*c->keys));
+	if (!c->keys)
+		return rs_err_set(err, "out of memory");
+	for (size_t i = 0; i < rs_config_nsections(c->cfg); i++) {
+		const struct rs_conf_section *sec = rs_config_section_at(c->cfg, i);
+		if (strcmp(sec->schema->name, "key") != 0)
+			continue;
+		const struct rs_conf_value *h = rs_conf_get(sec, "hash");
+		const struct rs_conf_value *role = rs_conf_get(sec, "role");
+		const struct rs_conf_value *exp = rs_conf_get(sec, "expires");
+		/* validation already refused bad keys; skip rather than trust */
+		if (!h || !h->ok || !h->str || strlen(h->str) != 64 || !role || !role->ok)
+			continue;
+		struct api_key *k = &c->keys[c->nkeys];
+		for (size_t j = 0; j < 32; j++)
+			k->hash[j] = (unsigned char)(hexval(h->str[2 * j]) << 4 |
+						     hexval(h->str[2 * j + 1]));
+		k->role = (enum role)(ROLE_VIEWER + role->num);
+		k->expires_ms = exp && exp->ok && exp->str ? parse_utc(exp->str) : 0;
+		k->name = sec->name;
+		c->nkeys++;
+	}
+	return 0;
+}
+
+struct srv_conf *srv_conf_new(struct rs_config *cfg, struct rs_err *err)
+{
+	struct srv_conf *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		rs_err_set(err, "out of memory");
+		return NULL;
+	}
+	c->cfg = cfg;
+	c->loaded_ms = rs_now_ms();
+	c->max_body = rs_config_num(cfg, "server", "max_body");
+	c->request_timeout_ms = rs_config_num(cfg, "server", "request_timeout");
+	c->slow_request_ms = rs_config_num(cfg, "server", "slow_request_threshold");
+	c->shutdown_timeout_ms = rs_config_num(cfg, "server", "shutdown_timeout");
+	c->compress_min = rs_config_num(cfg, "server", "compress_min_size");
+	c->max_json_depth = (int)rs_config_num(cfg, "server", "max_json_depth");
+	const char *re = rs_config_str(cfg, "server", "request_id_pattern");
+	c->request_id_re_ok = re && regcomp(&c->request_id_re, re,
+					    REG_EXTENDED | REG_NOSUB) == 0;
+	if (load_keys(c, err) < 0) {
+		c->cfg = NULL;   /* the caller keeps cfg on failure */
+		srv_conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void srv_conf_free(struct srv_conf *c)
+{
+	if (!c)
+		return;
+	if (c->request_id_re_ok)
+		regfree(&c->request_id_re);
+	free(c->keys);
+	rs_config_free(c->cfg);
+	free(c);
+}
+
+struct srv_conf *conf_get(struct server *s)
+{
+	pthread_mutex_lock(&s->conf_lock);
+	struct srv_conf *c = s->conf;
+	c->refs++;
+	pthread_mutex_unlock(&s->conf_lock);
+	return c;
+}
+
+void conf_put(struct server *s, struct srv_conf *c)
+{
+	pthread_mutex_lock(&s->conf_lock);
+	bool last = --c->refs == 0;
+	pthread_mutex_unlock(&s->conf_lock);
+	if (last)
+		srv_conf_free(c);
+}

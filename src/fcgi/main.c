@@ -1,0 +1,573 @@
+/*
+ * resync-fcgi: the FastCGI responder (resync-fcgi(8)).
+ *
+ * main: options, configuration, the socket, the threads, and signals.
+ * Signals are blocked in every thread and taken by this one with
+ * sigtimedwait, so a handler never runs in a worker and the libfcgi
+ * handlers (see ../shared/BASELINES.md) are never installed: ours are set
+ * before FCGX_Init, which only installs its own where none is set.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "validate.h"
+
+#define DEFAULT_CONFIG RS_SYSCONFDIR "/resync/resync.conf"
+#define LISTEN_BACKLOG 1024
+#define SD_LISTEN_FDS_START 3
+
+enum { EXIT_INVALID = 1, EXIT_TROUBLE = 2 };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: resync-fcgi [-c FILE] [-l unix:PATH | HOST:PORT] [-t N] [--check]\n"
+		"\n"
+		"The Resync FastCGI responder.  Without --listen it serves the socket\n"
+		"[server] listen names, else one passed by systemd (LISTEN_FDS) or on\n"
+		"fd 0 (spawn-fcgi, Apache, lighttpd); started as CGI it answers one request.\n"
+		"\n"
+		"  -c, --config FILE    configuration (default $RESYNC_CONFIG, then\n"
+		"                       " DEFAULT_CONFIG ")\n"
+		"  -l, --listen ADDR    listen on unix:/PATH or HOST:PORT\n"
+		"  -t, --threads N      worker threads (default: [server] threads,\n"
+		"                       0 there = twice the CPUs)\n"
+		"      --check          validate the configuration and exit\n"
+		"  -h, --help           show this help\n"
+		"  -V, --version        show the version\n"
+		"\n"
+		"Signals: TERM/INT drain and exit, HUP reloads the configuration,\n"
+		"USR1 reopens the log files.  See resync-fcgi(8).\n");
+}
+
+static void print_diags(const struct rs_diags *d, bool errors_only)
+{
+	struct rs_buf line;
+
+	rs_buf_init(&line, 1 << 16);
+	for (size_t i = 0; i < d->n; i++) {
+		if (errors_only && d->v[i].sev != RS_SEV_ERROR)
+			continue;
+		rs_buf_reset(&line);
+		rs_diag_format_text(&d->v[i], &line);
+		if (errors_only)
+			RS_LOG(RS_LOG_ERROR, NULL, "%s", rs_buf_str(&line));
+		else
+			fprintf(stderr, "%s\n", rs_buf_str(&line));
+	}
+	rs_buf_free(&line);
+}
+
+/* Load and validate; NULL when it cannot be used.  With `log` the problems
+ * are log lines (a reload), else they go to stderr (start-up). */
+static struct rs_config *load_config(const char *path, bool log, int *why)
+{
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_diags diags;
+	struct rs_config *cfg;
+
+	rs_diags_init(&diags);
+	cfg = rs_config_load(path, NULL, &diags, &err);
+	if (!cfg) {
+		if (log)
+			RS_LOG(RS_LOG_ERROR, NULL, "cannot reload: %s", err.msg);
+		else
+			fprintf(stderr, "resync-fcgi: %s\n", err.msg);
+		*why = EXIT_TROUBLE;
+		rs_diags_free(&diags);
+		return NULL;
+	}
+	rs_config_check(cfg, &diags);
+	rs_diags_sort(&diags);
+	/* as CGI every request would repeat the warnings: errors only */
+	print_diags(&diags, log || getenv("GATEWAY_INTERFACE"));
+	if (diags.errors) {
+		if (log)
+			RS_LOG(RS_LOG_ERROR, NULL, "not reloading: '%s' has %zu error%s; "
+			       "the running configuration is kept", path, diags.errors,
+			       diags.errors == 1 ? "" : "s");
+		else
+			fprintf(stderr, "resync-fcgi: invalid configuration '%s' "
+				"(%zu error%s): refusing to start\n", path, diags.errors,
+				diags.errors == 1 ? "" : "s");
+		rs_config_free(cfg);
+		cfg = NULL;
+		*why = EXIT_INVALID;
+	}
+	rs_diags_free(&diags);
+	return cfg;
+}
+
+static int facility(const char *name)
+{
+	static const struct { const char *n; int f; } map[] = {
+		{ "auth", LOG_AUTH }, { "authpriv", LOG_AUTHPRIV }, { "daemon", LOG_DAEMON },
+		{ "user", LOG_USER }, { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
+		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 },
+		{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
+	};
+	for (size_t i = 0; name && i < RS_ARRAY_SIZE(map); i++)
+		if (strcmp(map[i].n, name) == 0)
+			return map[i].f;
+	return LOG_DAEMON;
+}
+
+static int setup_logs(const struct rs_config *cfg, struct rs_err *err)
+{
+	const char *out = rs_config_str(cfg, "log", "output");
+	struct rs_log_options o = {
+		.level = (enum rs_log_level)rs_log_level_parse(rs_config_str(cfg, "log", "level")),
+		.format = strcmp(rs_config_str(cfg, "log", "format"), "json") == 0
+				  ? RS_LOG_JSON : RS_LOG_TEXT,
+		.target = strcmp(out, "stderr") == 0 ? RS_LOG_STDERR
+			  : strcmp(out, "syslog") == 0 ? RS_LOG_SYSLOG : RS_LOG_FILE,
+		.path = out,
+		.ident = "resync-fcgi",
+		.syslog_facility = facility(rs_config_str(cfg, "log", "syslog_facility")),
+	};
+	if ((int)o.level < 0)
+		o.level = RS_LOG_INFO;
+	if (rs_log_setup(&o, err) < 0)
+		return -1;
+	return accesslog_setup(rs_config_str(cfg, "log", "access_log"), err);
+}
+
+/* ---- sockets --------------------------------------------------------- */
+
+static int listen_unix(struct server *s, const char *path, struct rs_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return rs_err_set(err, "socket path '%s' is too long", path);
+	strcpy(sa.sun_path, path);
+	/* a socket file left by a previous run is replaced; anything else
+	 * at that path is not ours to remove */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return rs_err_set(err, "'%s' exists and is not a socket", path);
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rs_err_errno(err, errno, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		int e = errno;
+		close(fd);
+		return rs_err_errno(err, e, "cannot listen on '%s'", path);
+	}
+	s->unix_path = strdup(path);
+	return fd;
+}
+
+static int listen_tcp(const char *spec, struct rs_err *err)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo *res, *ai;
+	int fd = -1, e = 0, one = 1;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host))
+		return rs_err_set(err, "bad listen address '%s': use unix:/PATH or HOST:PORT", spec);
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	if (host[0] == '[') {   /* [::1]:9000 */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	int gai = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+	if (gai)
+		return rs_err_set(err, "cannot resolve '%s': %s", spec, gai_strerror(gai));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, LISTEN_BACKLOG) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return rs_err_errno(err, e, "cannot listen on '%s'", spec);
+	return fd;
+}
+
+static bool is_listening_socket(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+/* The listening socket, or -1 for CGI; -2 with err on failure. */
+static int choose_socket(struct server *s, const char *spec, struct rs_err *err)
+{
+	if (spec && *spec) {
+		int fd = strncmp(spec, "unix:", 5) == 0 ? listen_unix(s, spec + 5, err)
+							: listen_tcp(spec, err);
+		return fd < 0 ? -2 : fd;
+	}
+	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+	if (fds && pid && atol(pid) == (long)getpid()) {
+		if (atoi(fds) != 1) {
+			rs_err_set(err, "systemd passed %s sockets; resync-fcgi takes one", fds);
+			return -2;
+		}
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		return SD_LISTEN_FDS_START;
+	}
+	if (is_listening_socket(STDIN_FILENO))
+		return STDIN_FILENO;
+	if (getenv("GATEWAY_INTERFACE") || getenv("REQUEST_METHOD"))
+		return -1;
+	rs_err_set(err, "no FastCGI socket: give --listen unix:/PATH or HOST:PORT, "
+		   "set [server] listen, or start it from spawn-fcgi, systemd or a web server");
+	return -2;
+}
+
+/* ---- reload -------------------------------------------------------------- */
+
+/* Keys read once at start: a change is reported, not applied. */
+static void report_restart_keys(const struct rs_config *old, const struct rs_config *nu)
+{
+	static const char *const sections[] = { "cache", "persistence" };
+	static const char *const server_keys[] = { "listen", "threads" };
+
+	for (size_t k = 0; k < rs_schema_nkeys; k++) {
+		const struct rs_schema_key *key = &rs_schema_keys[k];
+		bool restart = false;
+		for (size_t i = 0; i < RS_ARRAY_SIZE(sections); i++)
+			restart |= strcmp(key->section, sections[i]) == 0;
+		for (size_t i = 0; i < RS_ARRAY_SIZE(server_keys); i++)
+			restart |= strcmp(key->section, "server") == 0 &&
+				   strcmp(key->name, server_keys[i]) == 0;
+		if (!restart)
+			continue;
+		const struct rs_conf_value *a = rs_conf_get(rs_config_find(old, key->section, NULL), key->name);
+		const struct rs_conf_value *b = rs_conf_get(rs_config_find(nu, key->section, NULL), key->name);
+		const char *va = a && a->raw ? a->raw : "", *vb = b && b->raw ? b->raw : "";
+		if (strcmp(va, vb) != 0)
+			RS_LOG(RS_LOG_WARNING, NULL, "[%s] %s changed: it needs a restart; "
+			       "the running value is kept", key->section, key->name);
+	}
+}
+
+static void reload(struct server *s)
+{
+	struct rs_err err = RS_ERR_INIT;
+	int why = 0;
+	struct rs_config *cfg = load_config(s->config_path, true, &why);
+
+	if (!cfg) {
+		atomic_fetch_add(&s->reload_failures, 1);
+		return;
+	}
+	struct srv_conf *old = conf_get(s);
+	report_restart_keys(old->cfg, cfg);
+	conf_put(s, old);
+	if (setup_logs(cfg, &err) < 0)
+		RS_LOG(RS_LOG_ERROR, NULL, "reload: %s; the previous log target is kept", err.msg);
+	struct srv_conf *c = srv_conf_new(cfg, &err);
+	if (!c) {
+		RS_LOG(RS_LOG_ERROR, NULL, "reload failed: %s", err.msg);
+		rs_config_free(cfg);
+		atomic_fetch_add(&s->reload_failures, 1);
+		return;
+	}
+	c->refs = 1;
+	pthread_mutex_lock(&s->conf_lock);
+	old = s->conf;
+	s->conf = c;
+	pthread_mutex_unlock(&s->conf_lock);
+	conf_put(s, old);
+	atomic_fetch_add(&s->reloads, 1);
+	RS_LOG(RS_LOG_NOTICE, NULL, "configuration reloaded from %s", s->config_path);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)(2 * n) : 2;
+}
+
+static int open_store(struct server *s, const struct rs_config *cfg, struct rs_err *err)
+{
+	struct rs_store_options so;
+	struct rs_store_recovery rec;
+	char host[64] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(s->origin, sizeof(s->origin), "resync-fcgi/%ld@%s", (long)getpid(), host);
+	rs_store_options_from_config(cfg, s->origin, &so);
+	s->sync = so.sync;
+	s->db_path = so.db_path ? strdup(so.db_path) : NULL;
+	if (rs_store_open(&s->store, &so, &rec, err) < 0)
+		return -1;
+	if (s->sync != RS_WAL_SYNC_OFF)
+		RS_LOG(getenv("GATEWAY_INTERFACE") ? RS_LOG_DEBUG : RS_LOG_INFO, NULL,
+		       "cache recovered from %s: %llu entries from snapshot %lld, "
+		       "%llu log records replayed, up to seq %lld, in %lld ms%s%s",
+		       s->db_path, (unsigned long long)rec.snapshot.entries,
+		       (long long)rec.snapshot.loaded_id, (unsigned long long)rec.replayed,
+		       (long long)rec.last_seq, (long long)rec.took_ms,
+		       rec.log.stopped ? "; the log stops at a bad record: " : "",
+		       rec.log.stopped ? rec.log.reason : "");
+	return 0;
+}
+
+static int upstreams_init(struct server *s, const struct rs_config *cfg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rs_config_nsections(cfg); i++)
+		n += strcmp(rs_config_section_at(cfg, i)->schema->name, "upstream") == 0;
+	if (n == 0)
+		return 0;
+	s->upstreams = calloc(n, sizeof(*s->upstreams));
+	if (!s->upstreams)
+		return -1;
+	for (size_t i = 0; i < rs_config_nsections(cfg); i++) {
+		const struct rs_conf_section *sec = rs_config_section_at(cfg, i);
+		const struct rs_conf_value *url = rs_conf_get(sec, "url");
+		if (strcmp(sec->schema->name, "upstream") != 0 || !url || !url->str)
+			continue;
+		struct upstream_health *u = &s->upstreams[s->nupstreams++];
+		u->name = strdup(sec->name);
+		u->url = strdup(url->str);
+		u->state = -1;
+		if (!u->name || !u->url)
+			return -1;
+	}
+	return 0;
+}
+
+static void upstreams_free(struct server *s)
+{
+	for (size_t i = 0; i < s->nupstreams; i++) {
+		free(s->upstreams[i].name);
+		free(s->upstreams[i].url);
+	}
+	free(s->upstreams);
+}
+
+static void nothing(int sig)
+{
+	(void)sig;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct server srv;
+	struct server *s = &srv;
+	const char *config = getenv("RESYNC_CONFIG"), *listen_spec = NULL;
+	long threads = -1;
+	bool check = false;
+	struct rs_err err = RS_ERR_INIT;
+	int opt, why = 0, rc = EXIT_TROUBLE;
+
+	while ((opt = getopt_long(argc, argv, "c:l:t:hV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config = optarg; break;
+		case 'l': listen_spec = optarg; break;
+		case 't': {
+			char *end;
+			threads = strtol(optarg, &end, 10);
+			if (*end || threads < 1 || threads > 1024) {
+				fprintf(stderr, "resync-fcgi: --threads: '%s' is not a number from 1 to 1024\n",
+					optarg);
+				return EXIT_TROUBLE;
+			}
+			break;
+		}
+		case 'C': check = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("resync-fcgi (resync) %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr); return EXIT_TROUBLE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "resync-fcgi: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_TROUBLE;
+	}
+	if (listen_spec && strncmp(listen_spec, "unix:/", 6) != 0 && !strchr(listen_spec, ':')) {
+		fprintf(stderr, "resync-fcgi: --listen: '%s': use unix:/PATH or HOST:PORT\n",
+			listen_spec);
+		return EXIT_TROUBLE;
+	}
+	if (!config || !*config)
+		config = DEFAULT_CONFIG;
+	s->config_path = config;
+
+	struct rs_config *cfg = load_config(config, false, &why);
+	if (!cfg)
+		return why;
+	if (check) {
+		printf("%s: OK (environment %s)\n", config, rs_config_environment(cfg));
+		rs_config_free(cfg);
+		return 0;
+	}
+
+	/* signals: ours before FCGX_Init, all blocked so only main takes them */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	int handled[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGPIPE };
+	struct sigaction sa = { .sa_handler = nothing };
+	for (size_t i = 0; i < RS_ARRAY_SIZE(handled); i++) {
+		sigaddset(&sigs, handled[i]);
+		sigaction(handled[i], &sa, NULL);
+	}
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (setup_logs(cfg, &err) < 0) {
+		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
+		rs_config_free(cfg);
+		return EXIT_TROUBLE;
+	}
+	pthread_mutex_init(&s->conf_lock, NULL);
+	pthread_mutex_init(&s->health_lock, NULL);
+	s->started_ms = rs_now_ms();
+	s->listen_fd = -1;
+	if (!listen_spec)
+		listen_spec = rs_config_str(cfg, "server", "listen");
+	int fd = choose_socket(s, listen_spec, &err);
+	if (fd == -2) {
+		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
+		rs_config_free(cfg);
+		return EXIT_TROUBLE;
+	}
+	s->listen_fd = fd;
+	if (threads < 0)
+		threads = rs_config_num(cfg, "server", "threads");
+	s->nthreads = threads > 0 ? (unsigned)threads : default_threads();
+
+	const char *names[16];
+	for (size_t i = 0; i < nroutes && i < RS_ARRAY_SIZE(names); i++)
+		names[i] = routes[i].pattern;
+	s->metrics = rs_metrics_new(names, nroutes, &err);
+	if (!s->metrics || curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
+	    upstreams_init(s, cfg) < 0) {
+		fprintf(stderr, "resync-fcgi: cannot initialise: out of memory\n");
+		goto out_cfg;
+	}
+	if (open_store(s, cfg, &err) < 0) {
+		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
+		RS_LOG(RS_LOG_ERROR, NULL, "cannot start: %s", err.msg);
+		goto out_cfg;
+	}
+	s->conf = srv_conf_new(cfg, &err);
+	if (!s->conf) {
+		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
+		goto out_store;
+	}
+	cfg = NULL;   /* owned by s->conf now */
+	s->conf->refs = 1;
+
+	if (fd == -1) {
+		/* plain CGI: one request, then flush and exit */
+		rc = serve_cgi(s) < 0 ? EXIT_TROUBLE : 0;
+		goto out_store;
+	}
+	if (FCGX_Init() != 0) {
+		fprintf(stderr, "resync-fcgi: cannot initialise libfcgi\n");
+		goto out_store;
+	}
+	signal(SIGPIPE, SIG_IGN);   /* FCGX_Init may have replaced it */
+	if (workers_start(s, &err) < 0 || housekeeping_start(s, &err) < 0) {
+		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
+		goto out_store;
+	}
+	RS_LOG(RS_LOG_NOTICE, NULL, "resync-fcgi %s ready: %u threads on %s", PACKAGE_VERSION,
+	       s->nthreads, listen_spec && *listen_spec ? listen_spec
+			    : fd == STDIN_FILENO ? "fd 0" : "the systemd socket");
+
+	for (;;) {
+		int sig = sigwaitinfo(&sigs, NULL);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP)
+			reload(s);
+		else if (sig == SIGUSR1) {
+			rs_log_reopen();
+			accesslog_reopen();
+			RS_LOG(RS_LOG_NOTICE, NULL, "log files reopened");
+		}
+	}
+
+	int64_t grace = s->conf->shutdown_timeout_ms;
+	RS_LOG(RS_LOG_NOTICE, NULL, "shutting down: finishing %u requests in flight (up to %lld ms)",
+	       atomic_load(&s->active), (long long)grace);
+	unsigned left = workers_stop(s, grace);
+	housekeeping_stop(s);
+	if (s->unix_path)
+		unlink(s->unix_path);
+	if (left) {
+		/* the stragglers still use the store: flush what is logged and
+		 * leave without freeing under them */
+		RS_LOG(RS_LOG_WARNING, NULL, "%u requests still running after %lld ms; exiting anyway",
+		       left, (long long)grace);
+		rs_store_flush(s->store, &err);
+		_exit(0);
+	}
+	rc = 0;
+out_store:
+	if (s->store && rs_store_close(s->store, &err) < 0) {
+		RS_LOG(RS_LOG_ERROR, NULL, "closing the cache log: %s", err.msg);
+		rc = EXIT_TROUBLE;
+	}
+	if (rc == 0 && fd != -1)
+		RS_LOG(RS_LOG_NOTICE, NULL, "stopped");
+out_cfg:
+	if (s->unix_path && rc != 0)
+		unlink(s->unix_path);
+	free(s->unix_path);
+	rs_config_free(cfg);
+	if (s->conf)
+		srv_conf_free(s->conf);
+	rs_metrics_free(s->metrics);
+	upstreams_free(s);
+	free(s->db_path);
+	curl_global_cleanup();
+	rs_log_shutdown();
+	return rc;
+}

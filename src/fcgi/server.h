@@ -1,0 +1,243 @@
+/*
+ * resync-fcgi: what the responder's files share.
+ *
+ * One struct server per process (main.c owns it).  Its configuration is a
+ * reference-counted struct srv_conf: a request takes a reference when it
+ * starts and keeps that configuration to its end, so SIGHUP swaps the
+ * pointer without stopping anyone (conf_lock guards only the pointer and
+ * the counts).  The store (cache + log) lives as long as the process; the
+ * settings that need a restart are read from the first configuration.
+ *
+ * A request is a struct req (request.c): the parsed CGI parameters, the
+ * body, the response being built, the stage timings.  It is owned by the
+ * worker running it; the watchdog (worker.c) may answer it with a 504
+ * under the worker slot's lock, after which the worker's own answer is
+ * dropped.
+ */
+#ifndef RS_FCGI_SERVER_H
+#define RS_FCGI_SERVER_H
+
+#include <fcgiapp.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "db.h"
+#include "metrics.h"
+#include "store.h"
+
+
+/* Roles, in order: a route needing ROLE_VIEWER admits operator and admin. */
+enum role { ROLE_NONE, ROLE_VIEWER, ROLE_OPERATOR, ROLE_ADMIN };
+const char *role_name(enum role r);
+
+struct api_key {
+	char *name;
+	unsigned char hash[32];     /* SHA-256 of the key */
+	enum role role;
+	int64_t expires_ms;         /* 0 = never */
+};
+
+/* Everything a request reads from the configuration, parsed once per load. */
+struct srv_conf {
+	struct rs_config *cfg;
+	int64_t loaded_ms;
+	int64_t max_body;
+	int64_t request_timeout_ms;
+	int64_t slow_request_ms;
+	int64_t shutdown_timeout_ms;
+	int64_t compress_min;
+	int max_json_depth;
+	regex_t request_id_re;
+	bool request_id_re_ok;
+	struct api_key *keys;
+	size_t nkeys;
+	unsigned refs;              /* under server.conf_lock */
+};
+
+/* The result of the last probe of one [upstream NAME] (housekeeping.c). */
+struct upstream_health {
+	char *name;
+	char *url;
+	int state;                  /* -1 unknown, 0 unhealthy, 1 healthy */
+	double response_ms;
+	int64_t checked_ms;
+	char error[256];
+};
+
+struct worker;
+
+struct server {
+	/* set at start, read-only afterwards */
+	const char *config_path;
+	char origin[96];
+	int64_t started_ms;
+	int listen_fd;              /* -1 in CGI mode */
+	char *unix_path;            /* socket file we created, removed at exit */
+	unsigned nthreads;
+	struct rs_store *store;
+	enum rs_wal_sync sync;
+	char *db_path;
+	struct rs_metrics *metrics;
+	struct worker *workers;     /* nthreads slots */
+
+	pthread_mutex_t conf_lock;
+	struct srv_conf *conf;      /* under conf_lock */
+	atomic_uint_least64_t reloads, reload_failures;
+
+	atomic_bool draining;
+	atomic_uint_least64_t accepted, slow, timed_out;
+	atomic_uint active, max_active;
+
+	pthread_mutex_t health_lock;
+	struct upstream_health *upstreams;   /* under health_lock */
+	size_t nupstreams;
+};
+
+/* Reference to the current configuration; release with conf_put. */
+struct srv_conf *conf_get(struct server *s);
+void conf_put(struct server *s, struct srv_conf *c);
+/* Build a srv_conf from a loaded, validated configuration (takes cfg). */
+struct srv_conf *srv_conf_new(struct rs_config *cfg, struct rs_err *err);
+void srv_conf_free(struct srv_conf *c);
+
+/* ---- requests (request.c) --------------------------------------------- */
+
+enum stage { STAGE_MIDDLEWARE, STAGE_CACHE, STAGE_UPSTREAM, STAGE_DATABASE,
+	     STAGE_COUNT };
+
+#define REQ_ID_MAX 129
+#define RESPONSE_MAX (64u << 20)
+#define REQ_MAX_HEADERS 24
+
+struct req {
+	struct server *srv;
+	struct worker *worker;      /* running it (CGI: a slot of its own) */
+	struct srv_conf *conf;      /* referenced for the request's life */
+	FCGX_Request *fcgi;         /* NULL: plain CGI (environ, stdin, stdout) */
+	char **envp;
+	int64_t start_us;           /* monotonic */
+	char id[REQ_ID_MAX];
+	const char *method;
+	char path[1024];            /* REQUEST_URI's path, not decoded */
+	const char *query;
+	bool https;
+	const char *remote_addr;
+
+	/* body, read by request_read_body */
+	char *body;
+	size_t body_len;
+
+	/* middleware results */
+	enum role role;
+	const char *key_name;       /* borrowed from conf */
+	bool authenticated;
+	int route;                  /* index in the router table, -1 none */
+	const char *route_name;     /* its pattern, or "unmatched" */
+	const char *cache_status;   /* "HIT", "MISS", "STALE" or NULL */
+
+	/* response */
+	int status;
+	const char *content_type;   /* NULL = application/json */
+	char *headers[REQ_MAX_HEADERS];  /* "Name: value", malloc'd */
+	size_t nheaders;
+	struct rs_buf out;
+	size_t bytes_sent;
+	bool head;                  /* HEAD: headers only */
+
+	int64_t stage_us[STAGE_COUNT];
+};
+
+const char *req_param(const struct req *r, const char *name);
+/* A request header by its HTTP name ("Accept-Encoding"), via HTTP_*. */
+const char *req_header(const struct req *r, const char *name);
+/* Read the body up to conf->max_body: 0, or an HTTP status (413, 400). */
+int req_read_body(struct req *r);
+void req_add_header(struct req *r, const char *fmt, ...) RS_PRINTF(2, 3);
+/* Set the response to a JSON value (stolen) with `status`. */
+void req_json(struct req *r, int status, json_t *body);
+/* The error body of the house style; `message` is a printf format. */
+void req_error(struct req *r, int status, const char *code, const char *fmt,
+	       ...) RS_PRINTF(4, 5);
+/* Serialise the response (headers, gzip) into *wire; 0 or -1 (no memory). */
+int req_render(struct req *r, struct rs_buf *wire);
+void req_free(struct req *r);
+/* Time since the request started. */
+int64_t req_elapsed_us(const struct req *r);
+/* Parse a JSON object body with the depth limit; NULL with the error
+ * response already set. */
+json_t *req_json_body(struct req *r);
+
+/* ---- router and middleware (router.c, middleware.c) ------------------- */
+
+typedef void (*handler_fn)(struct req *r);
+
+struct route {
+	const char *method;
+	const char *pattern;        /* exact path */
+	enum role role;
+	handler_fn handler;
+};
+extern const struct route routes[];
+extern const size_t nroutes;
+
+int route_find(const char *method, const char *path, bool *path_known);
+void route_allow(const char *path, char *buf, size_t n);
+
+/* Steps 1 and 2 of the chain (request id, security headers): done before
+ * the request is visible to the watchdog, so a 504 carries them too. */
+void req_begin(struct req *r);
+/* Step 2 alone, for a response built outside the chain. */
+void req_begin_headers(struct req *r);
+/* The rest of the chain and the handler (middleware.c). */
+void serve(struct req *r);
+/* After the answer is sent: access log, metrics, slow-request log. */
+void serve_done(struct req *r);
+
+/* ---- handlers ---------------------------------------------------------- */
+void api_health(struct req *r);
+void api_health_live(struct req *r);
+void api_health_ready(struct req *r);
+void api_status(struct req *r);
+void api_cache_stats(struct req *r);
+void api_cache_purge(struct req *r);
+void api_metrics(struct req *r);
+/* What the responder publishes to the stats table every second and
+ * /api/status shows: {"server":{...},"cache":{...},"persistence":{...}}. */
+json_t *server_stats_json(struct server *s);
+json_t *server_status_json(struct server *s, const struct srv_conf *c);
+
+/* ---- threads (worker.c, housekeeping.c) ------------------------------- */
+
+struct worker {
+	pthread_t thread;
+	struct server *srv;
+	unsigned index;
+	pthread_mutex_t lock;       /* guards cur and answered */
+	struct req *cur;
+	bool answered;
+	FCGX_Request fcgi;
+	struct rs_db *db;           /* read connection for health, lazily */
+};
+
+int workers_start(struct server *s, struct rs_err *err);
+/* Stop accepting, wait up to timeout_ms for in-flight requests; returns
+ * how many were still running. */
+unsigned workers_stop(struct server *s, int64_t timeout_ms);
+/* Answer one CGI request from the environment and stdin. */
+int serve_cgi(struct server *s);
+
+int housekeeping_start(struct server *s, struct rs_err *err);
+void housekeeping_stop(struct server *s);
+
+/* The access log (accesslog.c): one JSON line per request. */
+int accesslog_setup(const char *target, struct rs_err *err);
+void accesslog_reopen(void);
+void accesslog_write(const struct req *r);
+
+#endif
