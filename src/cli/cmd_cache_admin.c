@@ -18,6 +18,7 @@
 #include "repair.h"
 #include "seal.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -133,6 +134,50 @@ static void stats_text(struct cache_run *r, const struct rs_cache_stats *cs,
 	}
 }
 
+/* A responder publishes every second; older rows are from one that stopped. */
+#define LIVE_STATS_MAX_AGE_MS 10000
+
+/* What running responders published, or NULL (none, or unreadable: the
+ * rest of the report stands without it). */
+static json_t *live_stats(const char *db_path)
+{
+	struct rs_db_options o = { .flags = RS_DB_READONLY | RS_DB_NOCREATE };
+	struct rs_db *db;
+	json_t *rows = NULL;
+
+	if (rs_db_open(&db, db_path, &o, NULL) < 0)
+		return NULL;
+	rows = rs_stats_read(db, rs_now_ms() - LIVE_STATS_MAX_AGE_MS, NULL);
+	rs_db_close(db);
+	if (rows && json_array_size(rows) == 0) {
+		json_decref(rows);
+		rows = NULL;
+	}
+	return rows;
+}
+
+static void live_text(const json_t *rows)
+{
+	size_t i;
+	json_t *row;
+
+	json_array_foreach(rows, i, row) {
+		const json_t *c = json_object_get(json_object_get(row, "stats"), "cache");
+		const json_t *sv = json_object_get(json_object_get(row, "stats"), "server");
+		printf("responder    %s (pid %" JSON_INTEGER_FORMAT "): %" JSON_INTEGER_FORMAT
+		       " entries, %" JSON_INTEGER_FORMAT " hits, %" JSON_INTEGER_FORMAT
+		       " misses, hit rate %.1f%%, %" JSON_INTEGER_FORMAT " requests\n",
+		       json_string_value(json_object_get(row, "origin")),
+		       json_integer_value(json_object_get(row, "pid")),
+		       json_integer_value(json_object_get(c, "entries")),
+		       json_integer_value(json_object_get(c, "hits")),
+		       json_integer_value(json_object_get(c, "misses")),
+		       100.0 * json_real_value(json_object_get(c, "hit_rate")),
+		       json_integer_value(json_object_get(json_object_get(sv, "requests"),
+							  "accepted")));
+	}
+}
+
 static int run_stats(struct cmd_ctx *ctx)
 {
 	struct snap_summary snaps = { 0 };
@@ -148,10 +193,17 @@ static int run_stats(struct cmd_ctx *ctx)
 	    rs_cache_stats(rs_store_cache(r.store), &cs, &err))
 		return cache_fail(&r, &err);
 	dbsize = file_size(r.so.db_path, "") + file_size(r.so.db_path, "-wal");
-	if (ctx->g.json)
-		cmd_print_json(stats_json(&r, &cs, &snaps, dbsize));
-	else
+	json_t *live = live_stats(r.so.db_path);
+	if (ctx->g.json) {
+		json_t *j = stats_json(&r, &cs, &snaps, dbsize);
+		json_object_set_new(j, "responders", live ? json_incref(live) : json_array());
+		cmd_print_json(j);
+	} else {
 		stats_text(&r, &cs, &snaps, dbsize);
+		if (live)
+			live_text(live);
+	}
+	json_decref(live);
 	rs_cache_stats_free(&cs);
 	return cache_finish(&r, CMD_OK);
 }

@@ -11,6 +11,7 @@
 #define RS_STATS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cache.h"
@@ -18,8 +19,9 @@
 #include "err.h"
 #include "wal.h"
 
-/* The cache's counters, bounds and per-shard figures. */
-json_t *rs_stats_cache_json(const struct rs_cache_stats *cs);
+/* The cache's counters and bounds, and with `shards` the per-shard
+ * figures ("shards": [{entries, bytes, gets, sets}]). */
+json_t *rs_stats_cache_json(const struct rs_cache_stats *cs, bool shards);
 /* The log writer's figures; `sync` is its mode name. */
 json_t *rs_stats_wal_json(const struct rs_wal_stats *ws, const char *sync);
 

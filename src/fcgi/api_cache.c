@@ -34,7 +34,9 @@ void api_cache_stats(struct req *r)
 		req_error(r, 500, "internal_error", "the cache statistics are not available");
 		return;
 	}
-	json_t *j = rs_stats_cache_json(&cs);
+	/* the per-shard table is most of the answer's size: on request */
+	bool shards = r->query && (strstr(r->query, "shards=1") || strstr(r->query, "shards=true"));
+	json_t *j = rs_stats_cache_json(&cs, shards);
 	rs_cache_stats_free(&cs);
 	rs_store_wal_stats(s->store, &ws);
 	json_object_set_new(j, "persistence", rs_stats_wal_json(&ws, rs_wal_sync_name(s->sync)));

@@ -46,7 +46,7 @@ json_t *server_stats_json(struct server *s)
 	json_object_set_new(j, "server", server_status_json(s, c));
 	conf_put(s, c);
 	if (rs_cache_stats(rs_store_cache(s->store), &cs, NULL) == 0) {
-		json_object_set_new(j, "cache", rs_stats_cache_json(&cs));
+		json_object_set_new(j, "cache", rs_stats_cache_json(&cs, false));
 		rs_cache_stats_free(&cs);
 	}
 	rs_store_wal_stats(s->store, &ws);

@@ -1228,3 +1228,25 @@ no_plaintext() {
 	assert_status 2
 	assert_stderr_has "no encryption key file is configured"
 }
+
+@test "cache stats: shows what a running responder published, not a stopped one's" {
+	cache set k v >/dev/null
+	now=$(now_ms)
+	sql "INSERT INTO stats VALUES ('resync-fcgi/1@a', 1, $now,
+	       '{\"server\":{\"requests\":{\"accepted\":42}},\"cache\":{\"entries\":7,\"hits\":5,\"misses\":1,\"hit_rate\":0.8333}}');
+	     INSERT INTO stats VALUES ('resync-fcgi/2@b', 2, $((now - 60000)), '{}');"
+	run cache stats
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"responder    resync-fcgi/1@a (pid 1): 7 entries, 5 hits, 1 misses, hit rate 83.3%, 42 requests"* ]]
+	[[ "$output" != *"resync-fcgi/2@b"* ]]
+	run rctl --db "$BATS_TEST_TMPDIR/t.db" --json cache stats
+	[ "$(jq -c '[.responders[].origin]' <<<"$output")" = '["resync-fcgi/1@a"]' ]
+	[ "$(jq '.responders[0].stats.cache.hits' <<<"$output")" = 5 ]
+}
+
+@test "cache stats: no responder: an empty responders list" {
+	cache set k v >/dev/null
+	run rctl --db "$BATS_TEST_TMPDIR/t.db" --json cache stats
+	[ "$status" -eq 0 ]
+	[ "$(jq -c .responders <<<"$output")" = '[]' ]
+}
