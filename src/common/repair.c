@@ -200,7 +200,7 @@ static int verify_snapshots(struct verify *v, struct rs_err *err)
 			continue;
 		}
 		/* Gone in between (a gc elsewhere) is not a fault. */
-		if (rs_snapshot_verify(v->path, info->id, &check, err)) {
+		if (rs_snapshot_verify(v->path, v->keys, info->id, &check, err)) {
 			if (strncmp(check.reason, "no snapshot", 11) == 0)
 				continue;
 			goto out;

@@ -269,6 +269,10 @@ out:
 struct tally {
 	uint32_t crc;
 	uint64_t rows, bytes;
+	/* with a key: every sealed value must open, not just checksum */
+	const struct rs_keyring *keys;
+	const char *key_id;
+	int64_t bad_idx;                /* first row that did not; -1 none */
 };
 
 static int tally_row(void *arg, const struct row *r)
@@ -278,15 +282,32 @@ static int tally_row(void *arg, const struct row *r)
 	t->crc = crc_row(t->crc, r);
 	t->rows++;
 	t->bytes += r->klen + r->vlen;
+	if (t->keys && t->bad_idx < 0) {
+		void *plain = NULL;
+		size_t plen;
+		if (rs_unseal(t->keys, t->key_id, r->key, r->klen, r->val, r->vlen,
+			      &plain, &plen, NULL))
+			t->bad_idx = r->idx;
+		free(plain);
+	}
 	return 0;
 }
 
-/* The verdict on snapshot *h in check; -1 only when it cannot be read. */
+/* The verdict on snapshot *h in check; -1 only when it cannot be read.
+ * With keys that hold the snapshot's key, each sealed value must also
+ * authenticate: the checksum covers the sealed bytes, so a row rewritten
+ * with a recomputed checksum is caught only here. */
 static int check_snapshot(struct rs_db *db, const struct header *h,
+			  const struct rs_keyring *keys,
 			  struct rs_snapshot_check *check, struct rs_err *err)
 {
-	struct tally t = { .crc = RS_CRC32C_INIT };
+	struct tally t = { .crc = RS_CRC32C_INIT, .bad_idx = -1 };
 	uint32_t crc;
+
+	if (h->key_id[0] && keys && rs_keyring_has(keys, h->key_id)) {
+		t.keys = keys;
+		t.key_id = h->key_id;
+	}
 
 	memset(check, 0, sizeof(*check));
 	if (strcmp(h->state, state_writing) == 0) {
@@ -318,6 +339,10 @@ static int check_snapshot(struct rs_db *db, const struct header *h,
 	else if (h->checksum != (int64_t)crc)
 		rs_copy_text(check->reason, sizeof(check->reason),
 			  "checksum mismatch");
+	else if (t.bad_idx >= 0)
+		snprintf(check->reason, sizeof(check->reason),
+			 "row %" PRId64 " does not authenticate with key %s",
+			 t.bad_idx, h->key_id);
 	else
 		check->ok = true;
 	return 0;
@@ -626,8 +651,9 @@ static int no_snapshot(struct rs_err *err, int64_t id, const char *path)
 	return rs_err_set(err, "no snapshot %" PRId64 " in '%s'", id, path);
 }
 
-int rs_snapshot_verify(const char *db_path, int64_t id,
-		       struct rs_snapshot_check *check, struct rs_err *err)
+int rs_snapshot_verify(const char *db_path, const struct rs_keyring *keys,
+		       int64_t id, struct rs_snapshot_check *check,
+		       struct rs_err *err)
 {
 	struct rs_snapshot_check local;
 	struct rs_db *db = NULL;
@@ -651,7 +677,7 @@ int rs_snapshot_verify(const char *db_path, int64_t id,
 			 "no snapshot %" PRId64, id);
 		no_snapshot(err, id, db_path);
 	} else if (found == 1) {
-		ret = check_snapshot(db, &h, check, err);
+		ret = check_snapshot(db, &h, keys, check, err);
 	}
 	rollback(db);
 out:
@@ -755,6 +781,7 @@ static void name_reason(char *dst, size_t n, int64_t id, const char *reason)
 /* The newest complete snapshot that verifies, in *h; 1 when one does, 0
  * when none. */
 static int pick_newest(struct rs_db *db, struct header *h,
+		       const struct rs_keyring *keys,
 		       struct rs_snapshot_load_report *report,
 		       struct rs_err *err)
 {
@@ -779,7 +806,7 @@ static int pick_newest(struct rs_db *db, struct header *h,
 			report->quarantined++;
 			continue;
 		}
-		if (check_snapshot(db, h, &check, err))
+		if (check_snapshot(db, h, keys, &check, err))
 			goto out;
 		if (check.ok) {
 			ret = 1;
@@ -830,7 +857,7 @@ int rs_snapshot_load(const char *db_path, const struct rs_keyring *keys,
 		goto out;
 	}
 	if (id == 0) {
-		found = pick_newest(db, &h, report, err);
+		found = pick_newest(db, &h, keys, report, err);
 		if (found < 0)
 			goto out;
 		ret = found ? load_rows(db, &h, keys, c, report, err) : 0;
@@ -843,7 +870,7 @@ int rs_snapshot_load(const char *db_path, const struct rs_keyring *keys,
 		no_snapshot(err, id, db_path);
 		goto out;
 	}
-	if (check_snapshot(db, &h, &check, err))
+	if (check_snapshot(db, &h, keys, &check, err))
 		goto out;
 	if (!check.ok) {
 		rs_err_set(err, "cannot load snapshot %" PRId64 " from '%s': %s",
@@ -880,7 +907,7 @@ static int newest_valid(struct rs_db *db, int64_t *keeper, struct rs_err *err)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		column_header(st, &h);
-		if (check_snapshot(db, &h, &check, err))
+		if (check_snapshot(db, &h, NULL, &check, err))
 			goto out;
 		if (check.ok) {
 			*keeper = h.id;

@@ -107,15 +107,21 @@ struct rs_snapshot_check {
 				     * "11520 bytes, header says 11519",
 				     * "incomplete (state 'writing')",
 				     * "unknown state 'x'", "quarantined",
-				     * "no snapshot 7" */
+				     * "no snapshot 7",
+				     * "row 12 does not authenticate with key K" */
 };
 
-/* Recompute snapshot `id`'s checksum and counts, streaming its rows.
+/* Recompute snapshot `id`'s checksum and counts, streaming its rows;
+ * with `keys` holding the key a snapshot was sealed with, also open every
+ * sealed value (a row rewritten with a recomputed checksum is caught only
+ * so).  Loading does the same check with its keys, so such a snapshot is
+ * skipped for an older one, as a corrupt one is.
  * Returns 0 with check->ok telling the verdict, or -1 when it cannot be
  * read at all: no such id (err and reason say "no snapshot ID in 'PATH'"
  * and "no snapshot ID") or a database error. */
-int rs_snapshot_verify(const char *db_path, int64_t id,
-		       struct rs_snapshot_check *check, struct rs_err *err);
+int rs_snapshot_verify(const char *db_path, const struct rs_keyring *keys,
+		       int64_t id, struct rs_snapshot_check *check,
+		       struct rs_err *err);
 
 struct rs_snapshot_load_report {
 	int64_t loaded_id;          /* 0 when none could be loaded */

@@ -249,7 +249,7 @@ static struct rs_snapshot_check verify(const char *path, int64_t id)
 	struct rs_snapshot_check check;
 	struct rs_err err = RS_ERR_INIT;
 
-	if (rs_snapshot_verify(path, id, &check, &err))
+	if (rs_snapshot_verify(path, NULL, id, &check, &err))
 		printf("#   verify %" PRId64 ": %s\n", id, err.msg);
 	return check;
 }
@@ -705,7 +705,7 @@ static void test_no_snapshots(void)
 	   "none: load(0) is not an error");
 	ok(rep.loaded_id == 0 && rep.last_seq == 0 && rep.skipped == 0,
 	   "none: nothing loaded");
-	ok(rs_snapshot_verify(path, 9, &check, &err) == -1,
+	ok(rs_snapshot_verify(path, NULL, 9, &check, &err) == -1,
 	   "none: verify of an unknown id is an error");
 	snprintf(want, sizeof(want), "no snapshot 9 in '%s'", path);
 	is_str(err.msg, want, "none: the error names the id and database");
