@@ -7,6 +7,11 @@ BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
 	libssl-dev zlib1g-dev)
 # ... and to run its tests.
 TEST_DEPS=(bats jq sqlite3 valgrind clang)
+# ... and to run the demo (scripts/demo): resync-fcgi behind nginx.
+DEMO_DEPS=(nginx-light curl jq)
+# ... and for tests/integration: nginx, and Apache and lighttpd (their tests
+# are skipped without them), spawn-fcgi for the fd 0 start.
+INTEGRATION_DEPS=(nginx-light apache2 lighttpd curl spawn-fcgi jq sqlite3)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
@@ -29,7 +34,18 @@ install_packages() {
 	command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
 	say "installing ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+	# Web servers start on port 80 when installed; the demo and tests run
+	# their own on free ports, so keep the packages' services from starting
+	# (a failed start would leave a package unconfigured).
+	local policy=/usr/sbin/policy-rc.d made=
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null &&
+			as_root chmod 755 "$policy" && made=1
+	fi
+	local rc=0
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" || rc=$?
+	[ -z "$made" ] || as_root rm -f "$policy"
+	return $rc
 }
 
 # Configure (once) and build in the source tree.

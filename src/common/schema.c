@@ -223,11 +223,11 @@ const struct rs_schema_key rs_schema_keys[] = {
 	{ "log", "format", RS_T_ENUM, "text", 0, 0, "text|json", NULL, 0,
 	  "text lines or JSON lines" },
 	{ "log", "output", RS_T_STRING, "stderr", 0, 0, NULL, NULL, 0,
-	  "stderr, syslog, or the path of a file (reopened on SIGUSR1)" },
+	  "stderr, syslog, or the path of a file (reopened on SIGUSR1; relative to this file's directory)" },
 	{ "log", "syslog_facility", RS_T_ENUM, "daemon", 0, 0, LOG_FACILITIES, NULL, 0,
 	  "syslog facility when output = syslog" },
 	{ "log", "access_log", RS_T_STRING, "stderr", 0, 0, NULL, NULL, 0,
-	  "resync-fcgi's access log, one JSON line per request: stderr, off, or the path of a file (reopened on SIGUSR1)" },
+	  "resync-fcgi's access log, one JSON line per request: stderr, off, or the path of a file (reopened on SIGUSR1; relative to this file's directory)" },
 };
 const size_t rs_schema_nkeys = RS_ARRAY_SIZE(rs_schema_keys);
 

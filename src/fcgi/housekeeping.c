@@ -247,13 +247,18 @@ int housekeeping_start(struct server *s, struct rs_err *err)
 	return 0;
 }
 
-void housekeeping_stop(struct server *s)
+void housekeeping_signal_stop(void)
 {
-	(void)s;
 	pthread_mutex_lock(&stop_lock);
 	stopping = true;
 	pthread_cond_broadcast(&stop_cond);
 	pthread_mutex_unlock(&stop_lock);
+}
+
+void housekeeping_stop(struct server *s)
+{
+	(void)s;
+	housekeeping_signal_stop();
 	if (hk_running)
 		pthread_join(hk_thread, NULL);
 	/* a probe in flight ends within its own timeout */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -29,6 +30,9 @@
 #define DEFAULT_CONFIG RS_SYSCONFDIR "/resync/resync.conf"
 #define LISTEN_BACKLOG 1024
 #define SD_LISTEN_FDS_START 3
+/* After shutdown_timeout with requests still running: the last flush's
+ * own limit. */
+#define FINAL_FLUSH_MS 2000
 
 enum { EXIT_INVALID = 1, EXIT_TROUBLE = 2 };
 
@@ -126,9 +130,25 @@ static int facility(const char *name)
 	return LOG_DAEMON;
 }
 
+/* A relative log path is relative to the configuration file's directory,
+ * as [persistence] db is, not to wherever the process was started. */
+static const char *log_path(const struct rs_config *cfg, const char *v,
+			    char *buf, size_t n)
+{
+	const char *cf = rs_config_path(cfg);
+	const char *slash = cf ? strrchr(cf, '/') : NULL;
+
+	if (!v || v[0] == '/' || strcmp(v, "stderr") == 0 || strcmp(v, "off") == 0 ||
+	    strcmp(v, "syslog") == 0 || !slash)
+		return v;
+	snprintf(buf, n, "%.*s/%s", (int)(slash - cf), cf, v);
+	return buf;
+}
+
 static int setup_logs(const struct rs_config *cfg, struct rs_err *err)
 {
-	const char *out = rs_config_str(cfg, "log", "output");
+	char obuf[4096], abuf[4096];
+	const char *out = log_path(cfg, rs_config_str(cfg, "log", "output"), obuf, sizeof(obuf));
 	struct rs_log_options o = {
 		.level = (enum rs_log_level)rs_log_level_parse(rs_config_str(cfg, "log", "level")),
 		.format = strcmp(rs_config_str(cfg, "log", "format"), "json") == 0
@@ -143,7 +163,8 @@ static int setup_logs(const struct rs_config *cfg, struct rs_err *err)
 		o.level = RS_LOG_INFO;
 	if (rs_log_setup(&o, err) < 0)
 		return -1;
-	return accesslog_setup(rs_config_str(cfg, "log", "access_log"), err);
+	return accesslog_setup(log_path(cfg, rs_config_str(cfg, "log", "access_log"), abuf,
+					sizeof(abuf)), err);
 }
 
 /* ---- sockets --------------------------------------------------------- */
@@ -380,6 +401,56 @@ static void upstreams_free(struct server *s)
 	free(s->upstreams);
 }
 
+struct flush_job {
+	struct rs_store *store;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	bool done;
+	int rc;
+};
+
+static void *flush_main(void *arg)
+{
+	struct flush_job *j = arg;
+	int rc = rs_store_flush(j->store, NULL);
+
+	pthread_mutex_lock(&j->lock);
+	j->rc = rc;
+	j->done = true;
+	pthread_cond_signal(&j->done_cond);
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+/* rs_store_flush, given up after ms: 0, or -1 (failed or still waiting;
+ * the job is then left to the process's exit). */
+static int flush_bounded(struct rs_store *store, int ms)
+{
+	static struct flush_job j = { .lock = PTHREAD_MUTEX_INITIALIZER,
+				      .done_cond = PTHREAD_COND_INITIALIZER };
+	struct timespec until;
+	pthread_t t;
+	int rc = 0;
+
+	j.store = store;
+	if (pthread_create(&t, NULL, flush_main, &j) != 0)
+		return -1;
+	pthread_detach(t);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&j.lock);
+	while (!j.done && rc == 0)
+		rc = pthread_cond_timedwait(&j.done_cond, &j.lock, &until);
+	rc = j.done ? j.rc : -1;
+	pthread_mutex_unlock(&j.lock);
+	return rc;
+}
+
 static void nothing(int sig)
 {
 	(void)sig;
@@ -538,17 +609,24 @@ int main(int argc, char **argv)
 	RS_LOG(RS_LOG_NOTICE, NULL, "shutting down: finishing %u requests in flight (up to %lld ms)",
 	       atomic_load(&s->active), (long long)grace);
 	unsigned left = workers_stop(s, grace);
-	housekeeping_stop(s);
 	if (s->unix_path)
 		unlink(s->unix_path);
 	if (left) {
-		/* the stragglers still use the store: flush what is logged and
-		 * leave without freeing under them */
+		/* The stragglers still use the store, and what holds them (a
+		 * locked database) may hold the housekeeping thread and a flush
+		 * too: flush for a bounded time, then leave without freeing. */
 		RS_LOG(RS_LOG_WARNING, NULL, "%u requests still running after %lld ms; exiting anyway",
 		       left, (long long)grace);
-		rs_store_flush(s->store, &err);
+		housekeeping_signal_stop();
+		/* with sync = always every acknowledged write is committed
+		 * already: only batch has records waiting */
+		if (s->sync == RS_WAL_SYNC_BATCH && flush_bounded(s->store, FINAL_FLUSH_MS) < 0)
+			RS_LOG(RS_LOG_ERROR, NULL, "the cache log could not be flushed within %d ms",
+			       FINAL_FLUSH_MS);
+		rs_log_shutdown();
 		_exit(0);
 	}
+	housekeeping_stop(s);
 	rc = 0;
 out_store:
 	if (s->store && rs_store_close(s->store, &err) < 0) {

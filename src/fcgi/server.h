@@ -233,7 +233,10 @@ unsigned workers_stop(struct server *s, int64_t timeout_ms);
 int serve_cgi(struct server *s);
 
 int housekeeping_start(struct server *s, struct rs_err *err);
+/* Ask the threads to stop and wait for them. */
 void housekeeping_stop(struct server *s);
+/* Ask only (they may be held by what holds a straggling request). */
+void housekeeping_signal_stop(void);
 
 /* The access log (accesslog.c): one JSON line per request. */
 int accesslog_setup(const char *target, struct rs_err *err);
