@@ -61,19 +61,6 @@ static int flight_result(struct rs_cache *c, struct shard *s,
 	return rs_err_set(err, "%s", f->msg);
 }
 
-static void deadline_in(struct timespec *ts, int64_t wait_ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	if (wait_ms < 0)
-		wait_ms = 0;
-	ts->tv_sec += (time_t)(wait_ms / 1000);
-	ts->tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* A waiter's side: s is locked and f->refs counts us. */
 static int wait_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 		       int64_t wait_ms, struct rs_cache_value *out,
@@ -83,7 +70,7 @@ static int wait_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 	struct timespec ts;
 	int rc = 0, st;
 
-	deadline_in(&ts, wait_ms);
+	rs_deadline_after(&ts, CLOCK_MONOTONIC, wait_ms);
 	while (!f->done && rc == 0)
 		rc = pthread_cond_timedwait(&f->cond, &s->lock, &ts);
 	if (f->done) {

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define RS_MS_PER_SEC 1000LL
 #define RS_MS_PER_MIN (60 * RS_MS_PER_SEC)
@@ -77,6 +78,10 @@ static inline int64_t rs_sat_add(int64_t a, int64_t b)
 int64_t rs_now_ms(void);           /* CLOCK_REALTIME */
 int64_t rs_monotonic_ms(void);     /* CLOCK_MONOTONIC */
 int64_t rs_monotonic_us(void);
+
+/* Now on `clock` + ms (< 0 counts as 0), for pthread_cond_timedwait and
+ * pthread_timedjoin_np. */
+void rs_deadline_after(struct timespec *ts, clockid_t clock, int64_t ms);
 
 /* "2026-11-23T14:05:01Z" for a wall-clock time in ms; "-" when ms <= 0. */
 void rs_format_utc(int64_t ms, char *buf, size_t n);

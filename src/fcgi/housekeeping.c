@@ -41,13 +41,7 @@ static bool nap(int64_t ms)
 	struct timespec until;
 	bool stop;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rs_deadline_after(&until, CLOCK_REALTIME, ms);
 	pthread_mutex_lock(&stop_lock);
 	if (!stopping)
 		pthread_cond_timedwait(&stop_cond, &stop_lock, &until);

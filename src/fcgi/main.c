@@ -436,13 +436,7 @@ static int flush_bounded(struct rs_store *store, int ms)
 	if (pthread_create(&t, NULL, flush_main, &j) != 0)
 		return -1;
 	pthread_detach(t);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rs_deadline_after(&until, CLOCK_REALTIME, ms);
 	pthread_mutex_lock(&j.lock);
 	while (!j.done && rc == 0)
 		rc = pthread_cond_timedwait(&j.done_cond, &j.lock, &until);

@@ -297,13 +297,7 @@ unsigned workers_stop(struct server *s, int64_t timeout_ms)
 	/* wakes every thread blocked in accept(2): it fails with EINVAL */
 	if (s->listen_fd >= 0)
 		shutdown(s->listen_fd, SHUT_RDWR);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	rs_deadline_after(&deadline, CLOCK_REALTIME, timeout_ms);
 	for (unsigned i = 0; i < s->nthreads; i++)
 		if (pthread_timedjoin_np(s->workers[i].thread, NULL, &deadline) != 0)
 			left++;

@@ -862,6 +862,26 @@ static void recompute_snapshot_crc(const char *path, int64_t id)
 	sql(path, q);
 }
 
+/* Keys a and b logged, snapshot 1 taken, then its two rows' (sealed)
+ * values swapped with SQL. */
+static bool swapped_snapshot(const struct rs_store_options *o, const char *what)
+{
+	struct rs_store *s;
+	char name[128];
+
+	if (!two_records(o))
+		return false;
+	s = open_store(o, NULL);
+	snprintf(name, sizeof(name), "%s: snapshot 1 taken", what);
+	ok(s && take_snapshot(s) == 1, name);
+	close_store(s);
+	return sql(o->db_path, "CREATE TEMP TABLE sw AS SELECT key, value"
+		   " FROM cache_snapshot_row WHERE snapshot_id = 1;"
+		   " UPDATE cache_snapshot_row SET value = (SELECT value FROM sw"
+		   " WHERE sw.key != cache_snapshot_row.key)"
+		   " WHERE snapshot_id = 1") == 0;
+}
+
 static void test_tampered(void)
 {
 	struct rs_store_recovery rec;
@@ -970,16 +990,8 @@ static void test_tampered(void)
 	 * recovery falls back to the log, which has both. */
 	join(path, &t, "snap.db");
 	o = opts(path, RS_WAL_SYNC_ALWAYS, "one", kf);
-	if (!two_records(&o))
+	if (!swapped_snapshot(&o, "snapshot swap"))
 		goto out;
-	s = open_store(&o, NULL);
-	ok(s && take_snapshot(s) == 1, "snapshot swap: snapshot 1 taken");
-	close_store(s);
-	sql(path, "CREATE TEMP TABLE sw AS SELECT key, value"
-		  " FROM cache_snapshot_row WHERE snapshot_id = 1;"
-		  " UPDATE cache_snapshot_row SET value = (SELECT value FROM sw"
-		  " WHERE sw.key != cache_snapshot_row.key)"
-		  " WHERE snapshot_id = 1");
 	s = open_store(&o, &rec);
 	ok(s && rec.snapshot.skipped == 1 && rec.snapshot.loaded_id == 0,
 	   "snapshot swap: the snapshot is passed over");
@@ -992,16 +1004,8 @@ static void test_tampered(void)
 	 * the snapshot as it would a corrupt one. */
 	join(path, &t, "snap-crc.db");
 	o = opts(path, RS_WAL_SYNC_ALWAYS, "one", kf);
-	if (!two_records(&o))
+	if (!swapped_snapshot(&o, "snapshot swap with checksum"))
 		goto out;
-	s = open_store(&o, NULL);
-	ok(s && take_snapshot(s) == 1, "snapshot swap with checksum: snapshot 1 taken");
-	close_store(s);
-	sql(path, "CREATE TEMP TABLE sw AS SELECT key, value"
-		  " FROM cache_snapshot_row WHERE snapshot_id = 1;"
-		  " UPDATE cache_snapshot_row SET value = (SELECT value FROM sw"
-		  " WHERE sw.key != cache_snapshot_row.key)"
-		  " WHERE snapshot_id = 1");
 	recompute_snapshot_crc(path, 1);
 	{
 		struct rs_snapshot_check check;
