@@ -83,9 +83,26 @@ int rs_buf_vprintf(struct rs_buf *b, const char *fmt, va_list ap)
 	va_list ap2;
 	int n;
 
+	/* one pass when it fits in the room already there (the common case
+	 * for a buffer reused line after line), else measure, grow, write */
 	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, fmt, ap2);
-	va_end(ap2);
+	if (b->data) {
+		size_t room = b->cap - b->len;
+		n = vsnprintf(b->data + b->len, room, fmt, ap2);
+		va_end(ap2);
+		if (n >= 0 && (size_t)n < room) {
+			if ((size_t)n > b->max - b->len) {
+				b->data[b->len] = '\0';
+				return -1;
+			}
+			b->len += (size_t)n;
+			return 0;
+		}
+		b->data[b->len] = '\0';
+	} else {
+		n = vsnprintf(NULL, 0, fmt, ap2);
+		va_end(ap2);
+	}
 	if (n < 0 || reserve(b, (size_t)n) < 0)
 		return -1;
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

@@ -118,7 +118,12 @@ void api_health(struct req *r)
 
 void api_health_live(struct req *r)
 {
-	req_json(r, 200, json_pack("{s:s}", "status", "alive"));
+	/* the probe load balancers call most: a constant, no JSON to build */
+	static const char alive[] = "{\"status\":\"alive\"}\n";
+
+	r->status = 200;
+	rs_buf_reset(&r->out);
+	rs_buf_append(&r->out, alive, sizeof(alive) - 1);
 }
 
 void api_health_ready(struct req *r)

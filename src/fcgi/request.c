@@ -9,6 +9,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +27,40 @@ const char *req_param(const struct req *r, const char *name)
 	if (r->fcgi)
 		return FCGX_GetParam(name, r->envp);
 	return getenv(name);
+}
+
+void req_scan(struct req *r)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} want[] = {
+#define P(n, f) { n "=", offsetof(struct req, p.f) }
+		P("REQUEST_URI", request_uri), P("REQUEST_METHOD", request_method),
+		P("QUERY_STRING", query_string), P("HTTPS", https),
+		P("REQUEST_SCHEME", request_scheme), P("REMOTE_ADDR", remote_addr),
+		P("CONTENT_LENGTH", content_length), P("CONTENT_TYPE", content_type),
+		P("HTTP_X_REQUEST_ID", request_id), P("HTTP_X_API_KEY", api_key),
+		P("HTTP_AUTHORIZATION", authorization),
+		P("HTTP_ACCEPT_ENCODING", accept_encoding),
+#undef P
+	};
+	static size_t lens[RS_ARRAY_SIZE(want)];
+
+	if (!lens[0])   /* benign race: every thread writes the same values */
+		for (size_t i = 0; i < RS_ARRAY_SIZE(want); i++)
+			lens[i] = strlen(want[i].name);
+	for (char **e = r->envp; e && *e; e++) {
+		const char *v = *e;
+		/* every wanted name starts with one of these */
+		if (v[0] != 'R' && v[0] != 'Q' && v[0] != 'H' && v[0] != 'C')
+			continue;
+		for (size_t i = 0; i < RS_ARRAY_SIZE(want); i++)
+			if (strncmp(v, want[i].name, lens[i]) == 0) {
+				*(const char **)((char *)r + want[i].off) = v + lens[i];
+				break;
+			}
+	}
 }
 
 const char *req_header(const struct req *r, const char *name)
@@ -50,7 +85,7 @@ static size_t read_some(struct req *r, char *p, size_t n)
 
 int req_read_body(struct req *r)
 {
-	const char *cl = req_param(r, "CONTENT_LENGTH");
+	const char *cl = r->p.content_length;
 	char *end;
 	unsigned long long want;
 
@@ -82,15 +117,30 @@ int req_read_body(struct req *r)
 
 void req_add_header(struct req *r, const char *fmt, ...)
 {
+	size_t mark = r->headers.len;
 	va_list ap;
-	char *h;
 
-	if (r->nheaders >= REQ_MAX_HEADERS)
-		return;
 	va_start(ap, fmt);
-	if (vasprintf(&h, fmt, ap) >= 0)
-		r->headers[r->nheaders++] = h;
+	/* a header that does not fit whole is left out whole */
+	if (rs_buf_vprintf(&r->headers, fmt, ap) < 0 ||
+	    rs_buf_append(&r->headers, "\r\n", 2) < 0) {
+		r->headers.len = mark;
+		if (r->headers.data)
+			r->headers.data[mark] = '\0';
+	}
 	va_end(ap);
+}
+
+void req_add_header_str(struct req *r, const char *line)
+{
+	size_t mark = r->headers.len;
+
+	if (rs_buf_puts(&r->headers, line) < 0 ||
+	    rs_buf_append(&r->headers, "\r\n", 2) < 0) {
+		r->headers.len = mark;
+		if (r->headers.data)
+			r->headers.data[mark] = '\0';
+	}
 }
 
 void req_json(struct req *r, int status, json_t *body)
@@ -148,7 +198,7 @@ static const char *reason(int status)
 /* Does Accept-Encoding allow gzip?  "gzip;q=0" refuses it. */
 static bool accepts_gzip(const struct req *r)
 {
-	const char *ae = req_header(r, "Accept-Encoding");
+	const char *ae = r->p.accept_encoding;
 
 	for (const char *p = ae; p && (p = strcasestr(p, "gzip")); p += 4) {
 		const char *q = p + 4;
@@ -206,15 +256,18 @@ int req_render(struct req *r, struct rs_buf *wire)
 			blen = gz.len;
 		}
 	}
-	rc |= rs_buf_printf(wire, "Status: %d %s\r\nContent-Type: %s\r\n"
-			    "Content-Length: %zu\r\n", r->status, reason(r->status),
-			    r->content_type ? r->content_type
-					    : "application/json; charset=utf-8",
-			    blen);
+	/* one snprintf on the stack: the wire buffer is empty here, and
+	 * rs_buf_printf would measure first */
+	char head[256];
+	int n = snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\n"
+			 "Content-Length: %zu\r\n", r->status, reason(r->status),
+			 r->content_type ? r->content_type
+					 : "application/json; charset=utf-8",
+			 blen);
+	rc |= n > 0 && (size_t)n < sizeof(head) ? rs_buf_append(wire, head, (size_t)n) : -1;
 	if (compress)
 		rc |= rs_buf_puts(wire, "Content-Encoding: gzip\r\n");
-	for (size_t i = 0; i < r->nheaders; i++)
-		rc |= rs_buf_printf(wire, "%s\r\n", r->headers[i]);
+	rc |= rs_buf_append(wire, r->headers.data ? r->headers.data : "", r->headers.len);
 	rc |= rs_buf_puts(wire, "\r\n");
 	if (!r->head)
 		rc |= rs_buf_append(wire, body, blen);
@@ -225,9 +278,7 @@ int req_render(struct req *r, struct rs_buf *wire)
 
 void req_free(struct req *r)
 {
-	for (size_t i = 0; i < r->nheaders; i++)
-		free(r->headers[i]);
-	r->nheaders = 0;
+	rs_buf_free(&r->headers);
 	free(r->body);
 	r->body = NULL;
 	rs_buf_free(&r->out);
@@ -266,7 +317,7 @@ static int json_depth(const char *p, size_t n)
 
 json_t *req_json_body(struct req *r)
 {
-	const char *ct = req_param(r, "CONTENT_TYPE");
+	const char *ct = r->p.content_type;
 	json_error_t jerr;
 
 	if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||

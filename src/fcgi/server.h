@@ -113,7 +113,7 @@ enum stage { STAGE_MIDDLEWARE, STAGE_CACHE, STAGE_UPSTREAM, STAGE_DATABASE,
 
 #define REQ_ID_MAX 129
 #define RESPONSE_MAX (64u << 20)
-#define REQ_MAX_HEADERS 24
+#define REQ_HEADERS_MAX 8192
 
 struct req {
 	struct server *srv;
@@ -128,6 +128,14 @@ struct req {
 	const char *query;
 	bool https;
 	const char *remote_addr;
+	/* the parameters every request reads, found in one pass over envp
+	 * (req_scan); borrowed from it, NULL when absent */
+	struct {
+		const char *request_uri, *request_method, *query_string,
+			*https, *request_scheme, *remote_addr, *content_length,
+			*content_type, *request_id, *api_key, *authorization,
+			*accept_encoding;
+	} p;
 
 	/* body, read by request_read_body */
 	char *body;
@@ -144,8 +152,7 @@ struct req {
 	/* response */
 	int status;
 	const char *content_type;   /* NULL = application/json */
-	char *headers[REQ_MAX_HEADERS];  /* "Name: value", malloc'd */
-	size_t nheaders;
+	struct rs_buf headers;      /* "Name: value\r\n" lines */
 	struct rs_buf out;
 	size_t bytes_sent;
 	bool head;                  /* HEAD: headers only */
@@ -153,12 +160,16 @@ struct req {
 	int64_t stage_us[STAGE_COUNT];
 };
 
+/* Find the parameters of r->p in r->envp. */
+void req_scan(struct req *r);
 const char *req_param(const struct req *r, const char *name);
 /* A request header by its HTTP name ("Accept-Encoding"), via HTTP_*. */
 const char *req_header(const struct req *r, const char *name);
 /* Read the body up to conf->max_body: 0, or an HTTP status (413, 400). */
 int req_read_body(struct req *r);
 void req_add_header(struct req *r, const char *fmt, ...) RS_PRINTF(2, 3);
+/* The same for a header that needs no formatting. */
+void req_add_header_str(struct req *r, const char *line);
 /* Set the response to a JSON value (stolen) with `status`. */
 void req_json(struct req *r, int status, json_t *body);
 /* The error body of the house style; `message` is a printf format. */

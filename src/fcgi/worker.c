@@ -32,11 +32,13 @@ static pthread_t watchdog_thread;
 static atomic_bool watchdog_stop;
 static bool watchdog_running;
 
+/* Under the worker slot's lock.  FastCGI: no flush here, FCGX_Finish_r
+ * sends what is left with END_REQUEST in one write (the watchdog no
+ * longer touches a stream once `answered` is set). */
 static void put_wire(struct req *r, const struct rs_buf *wire)
 {
 	if (r->fcgi) {
 		FCGX_PutStr(wire->data, (int)wire->len, r->fcgi->out);
-		FCGX_FFlush(r->fcgi->out);
 	} else {
 		fwrite(wire->data, 1, wire->len, stdout);
 		fflush(stdout);
@@ -58,6 +60,7 @@ static void answer_timeout(struct worker *w, struct req *r)
 	t.head = r->head;
 	memcpy(t.id, r->id, sizeof(t.id));
 	rs_buf_init(&t.out, 1u << 16);
+	rs_buf_init(&t.headers, REQ_HEADERS_MAX);
 	req_begin_headers(&t);
 	req_error(&t, 504, "timeout", "the request took longer than %lld ms",
 		  (long long)r->conf->request_timeout_ms);
@@ -104,10 +107,12 @@ static void *watchdog_main(void *arg)
 
 static void parse_target(struct req *r)
 {
-	const char *uri = req_param(r, "REQUEST_URI");
+	const char *uri;
 	size_t n;
 
-	r->method = req_param(r, "REQUEST_METHOD");
+	req_scan(r);
+	uri = r->p.request_uri;
+	r->method = r->p.request_method;
 	if (!r->method || !*r->method)
 		r->method = "GET";
 	if (uri && *uri) {
@@ -121,12 +126,10 @@ static void parse_target(struct req *r)
 		const char *pi = req_param(r, "PATH_INFO");
 		snprintf(r->path, sizeof(r->path), "%s%s", sn ? sn : "", pi ? pi : "");
 	}
-	r->query = req_param(r, "QUERY_STRING");
-	const char *https = req_param(r, "HTTPS");
-	const char *scheme = req_param(r, "REQUEST_SCHEME");
-	r->https = (https && strcasecmp(https, "on") == 0) ||
-		   (scheme && strcasecmp(scheme, "https") == 0);
-	r->remote_addr = req_param(r, "REMOTE_ADDR");
+	r->query = r->p.query_string;
+	r->https = (r->p.https && strcasecmp(r->p.https, "on") == 0) ||
+		   (r->p.request_scheme && strcasecmp(r->p.request_scheme, "https") == 0);
+	r->remote_addr = r->p.remote_addr;
 }
 
 static void note_active(struct server *s, int delta)
@@ -161,7 +164,8 @@ static void handle(struct worker *w, FCGX_Request *fcgi)
 	r.status = 200;
 	r.route = -1;
 	rs_buf_init(&r.out, RESPONSE_MAX);
-	rs_buf_init(&wire, RESPONSE_MAX + 8192);
+	rs_buf_init(&r.headers, REQ_HEADERS_MAX);
+	rs_buf_init(&wire, RESPONSE_MAX + REQ_HEADERS_MAX + 256);
 	atomic_fetch_add(&s->accepted, 1);
 	note_active(s, 1);
 	parse_target(&r);
