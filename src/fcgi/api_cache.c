@@ -6,6 +6,8 @@
  * Scopes name the key prefixes the HWA routes cache under.
  */
 #include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -21,6 +23,52 @@ static const struct {
 	{ "system", "" },
 };
 
+/* The rendered /api/cache/stats body is reused for STATS_REUSE_US: the
+ * JSON of some sixty counters costs ten times a /live answer (callgrind:
+ * most of it in json_dumps), and monitoring polls it from many places.
+ * A purge through this process drops it at once. */
+#define STATS_REUSE_US 100000
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *stats_body;        /* under stats_lock */
+static size_t stats_len;
+static int64_t stats_at_us;
+
+static void stats_forget(void)
+{
+	pthread_mutex_lock(&stats_lock);
+	free(stats_body);
+	stats_body = NULL;
+	pthread_mutex_unlock(&stats_lock);
+}
+
+/* Copy a fresh enough body into r->out: true when there was one. */
+static bool stats_reuse(struct req *r)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&stats_lock);
+	if (stats_body && rs_monotonic_us() - stats_at_us < STATS_REUSE_US)
+		hit = rs_buf_append(&r->out, stats_body, stats_len) == 0;
+	pthread_mutex_unlock(&stats_lock);
+	return hit;
+}
+
+static void stats_keep(const struct req *r)
+{
+	char *copy = malloc(r->out.len + 1);
+
+	if (!copy)
+		return;
+	memcpy(copy, r->out.data, r->out.len + 1);
+	pthread_mutex_lock(&stats_lock);
+	free(stats_body);
+	stats_body = copy;
+	stats_len = r->out.len;
+	stats_at_us = rs_monotonic_us();
+	pthread_mutex_unlock(&stats_lock);
+}
+
 void api_cache_stats(struct req *r)
 {
 	struct server *s = r->srv;
@@ -28,20 +76,27 @@ void api_cache_stats(struct req *r)
 	struct rs_wal_stats ws;
 	struct rs_err err = RS_ERR_INIT;
 	int64_t t0 = rs_monotonic_us();
+	/* the per-shard table is most of the answer's size: on request */
+	bool shards = r->query && (strstr(r->query, "shards=1") || strstr(r->query, "shards=true"));
 
+	if (!shards && stats_reuse(r)) {
+		r->status = 200;
+		r->stage_us[STAGE_CACHE] += rs_monotonic_us() - t0;
+		return;
+	}
 	if (rs_cache_stats(rs_store_cache(s->store), &cs, &err) < 0) {
 		RS_LOG(RS_LOG_ERROR, r->id, "cache stats: %s", err.msg);
 		req_error(r, 500, "internal_error", "the cache statistics are not available");
 		return;
 	}
-	/* the per-shard table is most of the answer's size: on request */
-	bool shards = r->query && (strstr(r->query, "shards=1") || strstr(r->query, "shards=true"));
 	json_t *j = rs_stats_cache_json(&cs, shards);
 	rs_cache_stats_free(&cs);
 	rs_store_wal_stats(s->store, &ws);
 	json_object_set_new(j, "persistence", rs_stats_wal_json(&ws, rs_wal_sync_name(s->sync)));
 	r->stage_us[STAGE_CACHE] += rs_monotonic_us() - t0;
 	req_json(r, 200, j);
+	if (!shards && r->status == 200)
+		stats_keep(r);
 }
 
 /* The body's selector: exactly one of key, prefix, scope. */
@@ -113,6 +168,7 @@ void api_cache_purge(struct req *r)
 	}
 	r->stage_us[s->sync == RS_WAL_SYNC_OFF ? STAGE_CACHE : STAGE_DATABASE] +=
 		rs_monotonic_us() - t0;
+	stats_forget();
 	if (rc < 0) {
 		RS_LOG(RS_LOG_ERROR, r->id, "purge %s %s: %s", what, value, err.msg);
 		req_error(r, 503, "service_unavailable",

@@ -43,7 +43,9 @@ out:
 	return rc;
 }
 
-static json_t *upstreams_json(struct server *s, enum health *overall)
+/* The probe's error names hosts and ports: only for authenticated
+ * callers, as /api/health itself is public. */
+static json_t *upstreams_json(struct server *s, bool detail, enum health *overall)
 {
 	json_t *j = json_object();
 	char when[32];
@@ -59,7 +61,8 @@ static json_t *upstreams_json(struct server *s, enum health *overall)
 			json_object_set_new(e, "checked_at", json_string(when));
 		}
 		if (u->state == 0) {
-			json_object_set_new(e, "error", json_string(u->error));
+			if (detail)
+				json_object_set_new(e, "error", json_string(u->error));
 			if (*overall < DEGRADED)
 				*overall = DEGRADED;
 		}
@@ -107,7 +110,7 @@ void api_health(struct req *r)
 		json_object_set_new(comp, "cache", json_pack("{s:s}", "status", "unhealthy"));
 		overall = UNHEALTHY;
 	}
-	json_object_set_new(comp, "upstreams", upstreams_json(s, &overall));
+	json_object_set_new(comp, "upstreams", upstreams_json(s, r->authenticated, &overall));
 	req_json(r, overall == UNHEALTHY ? 503 : 200,
 		 json_pack("{s:s,s:s,s:I,s:f,s:o}", "status", health_names[overall],
 			   "version", PACKAGE_VERSION,

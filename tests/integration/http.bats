@@ -104,6 +104,18 @@ cache_keys() {
 	assert_jq '.components.upstreams.hwa.status | IN("healthy", "unhealthy", "unknown")'
 }
 
+@test "health: a dead upstream makes it degraded (200); the probe's error only for a key holder" {
+	rs_conf "upstream hwa.url=http://127.0.0.1:1/twsd"
+	rs_start
+	wait_for 5 eval 'req GET /api/health && [[ "$output" == *"\"hwa\":{\"status\":\"unhealthy\""* ]]'
+	assert_code 200
+	assert_jq '.status == "degraded"'
+	assert_jq '.components.upstreams.hwa | has("error") | not'
+	req GET /api/health -H "X-API-Key: $VIEWER_KEY"
+	assert_code 200
+	assert_jq '.components.upstreams.hwa.error | test("127.0.0.1")'
+}
+
 @test "health/ready: 200 {\"status\":\"ready\"}" {
 	rs_start
 	req GET /api/health/ready
