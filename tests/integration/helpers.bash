@@ -7,16 +7,22 @@
 # web server:
 #
 #   rs_conf server.max_body=1KB       # section.key=value overrides
-#   rs_start                          # nginx + resync-fcgi, waits for /live
+#   rs_start                          # web server + resync-fcgi, waits for /live
 #   req GET /api/health/live          # sets $code, $headers, $output
 #   assert_code 200
 #
-# rs_start_apache and rs_start_lighttpd do the same behind Apache
-# (mod_proxy_fcgi) and lighttpd, and skip the test when the server is not
-# installed.  Every web server gets a copy of its etc/ snippet with the
-# socket path replaced.  The same nginx also serves tests/fixtures/hwa on
-# $HWA_PORT, the configured [upstream hwa].  teardown stops everything and,
-# when the test failed, shows the logs.
+# The web server is $RS_WEB, named by the test file: http-apache.bats is
+# behind Apache (mod_proxy_fcgi), http-lighttpd.bats behind lighttpd, any
+# other file (http.bats, process.bats) behind nginx; the two extra files
+# are symlinks to http.bats, so one suite runs behind all three.  In a file
+# whose server is not installed every test skips (not for nginx, which the
+# integration tests need).  A test may pick another server for itself with
+# "local RS_WEB=apache" before rs_start (which then skips when Apache is not
+# installed).  Every web server gets a copy of its etc/ snippet with the
+# socket path replaced.  An nginx also serves tests/fixtures/hwa on
+# $HWA_PORT, the configured [upstream hwa]: the front nginx itself, or an
+# nginx of its own (rs_start_hwa) beside Apache or lighttpd.  teardown
+# stops everything and, when the test failed, shows the logs.
 #
 # make check sets RS_TOP_SRCDIR, RS_TOP_BUILDDIR and RESYNCCTL.
 
@@ -30,6 +36,14 @@ bats_require_minimum_version 1.5.0
 # The assertions (assert_status, assert_output_has, assert_jq, ...) are
 # resyncctl's; setup and teardown below replace its setup.
 source "$(dirname "${BASH_SOURCE[0]}")/../cli/helpers.bash"
+
+# The web server in front of the responder, from the test file's name (not
+# resolved: the symlinks are the point).
+case ${BATS_TEST_FILENAME##*/} in
+*-apache.bats) RS_WEB=apache ;;
+*-lighttpd.bats) RS_WEB=lighttpd ;;
+*) RS_WEB=nginx ;;
+esac
 
 # The keys are the same for every test of a file: making them costs
 # process starts, and they hold no state.
@@ -56,6 +70,10 @@ setup() {
 	done
 	command -v curl >/dev/null || { echo "curl is not installed" >&2; return 1; }
 	command -v jq >/dev/null || { echo "jq is not installed" >&2; return 1; }
+	if [ "$RS_WEB" != nginx ]; then
+		v=$(web_installed "$RS_WEB") ||
+			skip "$v: ${BATS_TEST_FILENAME##*/} runs the tests behind $RS_WEB"
+	fi
 	T=$BATS_TEST_TMPDIR
 	cd "$T" || return 1
 	CONF=$T/resync.conf
@@ -65,7 +83,7 @@ setup() {
 	HWA_PORT=$(free_port)
 	RS_URL=http://127.0.0.1:$HTTP_PORT
 	FCGI_PID='' NGINX_PID='' APACHE_PID='' LIGHTTPD_PID='' LOCK_PID='' LOCK_FD=''
-	FCGI_ADDR='' RS_CHUNKED=''
+	FCGI_ADDR='' RS_CHUNKED='' NGINX_FRONT=''
 	SOCK_DIR=''
 	RS_OVERRIDES=()
 }
@@ -260,15 +278,104 @@ fcgi_listening() {
 	esac
 }
 
+# ---- the web servers -----------------------------------------------------------
+
+nginx_bin() {
+	command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }
+}
+
+apache_bin() {
+	command -v apache2 || command -v httpd ||
+		{ [ -x /usr/sbin/apache2 ] && echo /usr/sbin/apache2; }
+}
+
+# apache_modules: the directory of Apache's modules (Debian's, else Red
+# Hat's).
+apache_modules() {
+	local d
+
+	for d in /usr/lib/apache2/modules /usr/lib64/httpd/modules /usr/lib/httpd/modules; do
+		[ -d "$d" ] && break
+	done
+	echo "$d"
+}
+
+lighttpd_bin() {
+	command -v lighttpd || { [ -x /usr/sbin/lighttpd ] && echo /usr/sbin/lighttpd; }
+}
+
+# web_installed SERVER: SERVER (nginx, apache or lighttpd) can be started;
+# else say why on standard output and fail.
+web_installed() {
+	case $1 in
+	nginx) nginx_bin >/dev/null || { echo "nginx is not installed"; return 1; } ;;
+	apache)
+		apache_bin >/dev/null || { echo "apache2 is not installed"; return 1; }
+		[ -f "$(apache_modules)/mod_proxy_fcgi.so" ] ||
+			{ echo "mod_proxy_fcgi is not installed"; return 1; }
+		;;
+	lighttpd) lighttpd_bin >/dev/null || { echo "lighttpd is not installed"; return 1; } ;;
+	*) echo "unknown web server '$1'"; return 1 ;;
+	esac
+}
+
+# only_behind SERVER REASON: skip the test unless $RS_WEB is SERVER; for
+# what only SERVER does (its own error pages, its limits).
+only_behind() {
+	[ "$RS_WEB" = "$1" ] || skip "behind $1 only: $2"
+}
+
+# rs_start [ARGS...]: $RS_WEB and the fixture server (rs_start_web), then
+# resync-fcgi ARGS..., then wait until /api/health/live answers 200 through
+# the web server.
+rs_start() {
+	rs_start_web || return 1
+	rs_start_fcgi "$@" || return 1
+	wait_for 10 answers_live
+}
+
+# rs_start_web: $RS_WEB on $HTTP_PORT with its etc/ snippet and the HWA
+# fixtures on $HWA_PORT; the responder is not started.
+rs_start_web() {
+	case $RS_WEB in
+	nginx) rs_start_nginx ;;
+	apache) rs_start_hwa && apache_start ;;
+	lighttpd) rs_start_hwa && lighttpd_start ;;
+	*) echo "unknown web server '$RS_WEB'" >&2; return 1 ;;
+	esac
+}
+
+answers_live() {
+	[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$RS_URL/api/health/live")" = 200 ]
+}
+
 # ---- nginx -------------------------------------------------------------------
 
 # rs_start_nginx: nginx on $HTTP_PORT with etc/nginx/resync-fcgi.conf
 # (socket replaced by $SOCK) and the HWA fixtures on $HWA_PORT.
 rs_start_nginx() {
-	local n=$T/nginx
+	nginx_start front
+}
 
-	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] ||
-		{ echo "nginx is not installed" >&2; return 1; }
+# rs_start_hwa: an nginx with the HWA fixtures on $HWA_PORT only, for
+# Apache and lighttpd.  Without nginx, nothing answers there: the
+# responder's [upstream hwa] is down, which the tests behind those servers
+# allow (the health tests take "degraded").
+rs_start_hwa() {
+	if ! nginx_bin >/dev/null; then
+		echo "nginx is not installed: no HWA fixture server on $HWA_PORT" >&2
+		return 0
+	fi
+	nginx_start
+}
+
+# nginx_start [front]: nginx with the HWA fixtures and, with "front",
+# resync-fcgi.conf.
+nginx_start() {
+	local n=$T/nginx bin
+
+	NGINX_FRONT=${1:-}
+	bin=$(nginx_bin) || { echo "nginx is not installed" >&2; return 1; }
 	mkdir -p "$n/tmp"
 	sed "s|unix:/run/resync/resync-fcgi.sock|${FCGI_ADDR:-unix:$SOCK}|g" \
 		"$RS_TOP_SRCDIR/etc/nginx/resync-fcgi.conf" >"$n/resync-fcgi.conf"
@@ -276,7 +383,7 @@ rs_start_nginx() {
 	cp /etc/nginx/fastcgi_params "$n/fastcgi_params"
 	for _ in 1 2 3; do
 		nginx_conf >"$n/nginx.conf"
-		PATH=$PATH:/usr/sbin nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
+		"$bin" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
 			</dev/null >"$n/stdout" 2>&1 3>&- &
 		NGINX_PID=$!
 		if wait_for 5 nginx_listening; then
@@ -285,9 +392,11 @@ rs_start_nginx() {
 		stop_pid "$NGINX_PID" TERM
 		NGINX_PID=
 		grep -q 'Address already in use' "$n/error.log" "$n/stdout" 2>/dev/null || break
-		# Lost a race for a port: pick both again.
-		HTTP_PORT=$(free_port)
-		RS_URL=http://127.0.0.1:$HTTP_PORT
+		# Lost a race for a port: pick again.
+		if [ -n "$NGINX_FRONT" ]; then
+			HTTP_PORT=$(free_port)
+			RS_URL=http://127.0.0.1:$HTTP_PORT
+		fi
 		if [ -f "$CONF" ]; then
 			sed -i "s|127.0.0.1:$HWA_PORT/|127.0.0.1:PORT/|" "$CONF"
 			HWA_PORT=$(free_port)
@@ -303,7 +412,7 @@ rs_start_nginx() {
 
 nginx_listening() {
 	alive "$NGINX_PID" || return 99
-	(exec 9<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null &&
+	{ [ -z "$NGINX_FRONT" ] || (exec 9<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null; } &&
 		(exec 9<>"/dev/tcp/127.0.0.1/$HWA_PORT") 2>/dev/null
 }
 
@@ -327,11 +436,15 @@ nginx_conf() {
 	    proxy_temp_path $n/tmp/proxy;
 	    uwsgi_temp_path $n/tmp/uwsgi;
 	    scgi_temp_path $n/tmp/scgi;
+	EOF
+	[ -z "$NGINX_FRONT" ] || cat <<-EOF
 	    server {
 	        listen 127.0.0.1:$HTTP_PORT;
 	        server_name localhost;
 	        include resync-fcgi.conf;
 	    }
+	EOF
+	cat <<-EOF
 	    # The demo HWA upstream: tests/fixtures/hwa/README.md.
 	    server {
 	        listen 127.0.0.1:$HWA_PORT;
@@ -347,102 +460,106 @@ nginx_conf() {
 	EOF
 }
 
-# rs_start [ARGS...]: nginx, then resync-fcgi ARGS..., then wait until
-# /api/health/live answers 200 through nginx.
-rs_start() {
-	rs_start_nginx || return 1
-	rs_start_fcgi "$@" || return 1
-	wait_for 10 answers_live
-}
-
-answers_live() {
-	[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$RS_URL/api/health/live")" = 200 ]
-}
-
 # ---- Apache and lighttpd -----------------------------------------------------
 
-# rs_start_apache [ARGS...]: Apache (mod_proxy_fcgi, one process, -X) on
-# $HTTP_PORT with etc/apache/resync-fcgi.conf, then resync-fcgi; skips the
-# test when apache2 is not installed.
-rs_start_apache() {
-	local a=$T/apache bin mods=/usr/lib/apache2/modules m
+# apache_start: Apache (mod_proxy_fcgi, one process, -X) on $HTTP_PORT with
+# etc/apache/resync-fcgi.conf; skips the test when Apache is not installed.
+apache_start() {
+	local a=$T/apache bin why
 
-	bin=$(command -v apache2 || command -v httpd || echo /usr/sbin/apache2)
-	[ -x "$bin" ] || skip "apache2 is not installed"
-	[ -f "$mods/mod_proxy_fcgi.so" ] || skip "mod_proxy_fcgi is not installed"
+	why=$(web_installed apache) || skip "$why"
+	bin=$(apache_bin)
 	[ -f "$RS_TOP_SRCDIR/etc/apache/resync-fcgi.conf" ] ||
 		{ echo "etc/apache/resync-fcgi.conf is missing" >&2; return 1; }
 	web_server_socket
 	mkdir -p "$a/htdocs"
 	sed "s|/run/resync/resync-fcgi.sock|$SOCK|g" \
 		"$RS_TOP_SRCDIR/etc/apache/resync-fcgi.conf" >"$a/resync-fcgi.conf"
-	{
-		echo "ServerRoot \"$a\""
-		echo "DefaultRuntimeDir \"$a\""
-		echo "PidFile \"$a/httpd.pid\""
-		echo "ErrorLog \"$a/error.log\""
-		echo "LogLevel warn proxy_fcgi:info"
-		echo "Listen 127.0.0.1:$HTTP_PORT"
-		echo "ServerName localhost"
-		for m in mpm_event authz_core authz_host proxy proxy_fcgi headers \
-			setenvif env rewrite; do
-			[ -f "$mods/mod_$m.so" ] &&
-				echo "LoadModule ${m}_module $mods/mod_$m.so"
-		done
-		if [ "$(id -u)" -eq 0 ]; then
-			# Apache refuses to serve as root; www-data reaches the
-			# socket in $SOCK_DIR (see web_server_socket).
-			echo "User www-data"
-			echo "Group www-data"
-		fi
-		echo "DocumentRoot \"$a/htdocs\""
-		echo "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b\" common"
-		echo "CustomLog \"$a/access.log\" common"
-		echo "Include \"$a/resync-fcgi.conf\""
-	} >"$a/httpd.conf"
-	"$bin" -d "$a" -f "$a/httpd.conf" -X </dev/null >"$a/stdout" 2>&1 3>&- &
-	APACHE_PID=$!
 	RS_CHUNKED=1
-	if ! wait_for 10 port_listening "$APACHE_PID"; then
-		echo "apache2 did not start:" >&2
-		cat "$a/stdout" "$a/error.log" >&2 2>/dev/null
-		return 1
-	fi
-	rs_start_fcgi "$@" || return 1
-	wait_for 10 answers_live
+	for _ in 1 2 3; do
+		apache_conf >"$a/httpd.conf"
+		"$bin" -d "$a" -f "$a/httpd.conf" -X </dev/null >"$a/stdout" 2>&1 3>&- &
+		APACHE_PID=$!
+		wait_for 10 port_listening "$APACHE_PID" && return 0
+		stop_pid "$APACHE_PID" TERM
+		APACHE_PID=
+		web_port_taken "$a/stdout" "$a/error.log" || break
+	done
+	echo "apache2 did not start:" >&2
+	cat "$a/stdout" "$a/error.log" >&2 2>/dev/null
+	return 1
 }
 
-# rs_start_lighttpd [ARGS...]: lighttpd -D on $HTTP_PORT with
-# etc/lighttpd/resync-fcgi.conf, then resync-fcgi; skips the test when
-# lighttpd is not installed.
-rs_start_lighttpd() {
-	local l=$T/lighttpd bin
+apache_conf() {
+	local a=$T/apache mods m
 
-	bin=$(command -v lighttpd || echo /usr/sbin/lighttpd)
-	[ -x "$bin" ] || skip "lighttpd is not installed"
+	mods=$(apache_modules)
+	echo "ServerRoot \"$a\""
+	echo "DefaultRuntimeDir \"$a\""
+	echo "PidFile \"$a/httpd.pid\""
+	echo "ErrorLog \"$a/error.log\""
+	echo "LogLevel warn proxy_fcgi:info"
+	echo "Listen 127.0.0.1:$HTTP_PORT"
+	echo "ServerName localhost"
+	for m in mpm_event authz_core authz_host proxy proxy_fcgi headers \
+		setenvif env rewrite; do
+		[ -f "$mods/mod_$m.so" ] &&
+			echo "LoadModule ${m}_module $mods/mod_$m.so"
+	done
+	if [ "$(id -u)" -eq 0 ]; then
+		# Apache refuses to serve as root; www-data reaches the
+		# socket in $SOCK_DIR (see web_server_socket).
+		echo "User www-data"
+		echo "Group www-data"
+	fi
+	echo "DocumentRoot \"$a/htdocs\""
+	echo "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b\" common"
+	echo "CustomLog \"$a/access.log\" common"
+	echo "Include \"$a/resync-fcgi.conf\""
+}
+
+# lighttpd_start: lighttpd -D on $HTTP_PORT with
+# etc/lighttpd/resync-fcgi.conf; skips the test when lighttpd is not
+# installed.
+lighttpd_start() {
+	local l=$T/lighttpd bin why
+
+	why=$(web_installed lighttpd) || skip "$why"
+	bin=$(lighttpd_bin)
 	[ -f "$RS_TOP_SRCDIR/etc/lighttpd/resync-fcgi.conf" ] ||
 		{ echo "etc/lighttpd/resync-fcgi.conf is missing" >&2; return 1; }
 	web_server_socket
 	mkdir -p "$l/htdocs"
 	sed "s|/run/resync/resync-fcgi.sock|$SOCK|g" \
 		"$RS_TOP_SRCDIR/etc/lighttpd/resync-fcgi.conf" >"$l/resync-fcgi.conf"
-	cat >"$l/lighttpd.conf" <<-EOF
-	server.document-root = "$l/htdocs"
-	server.bind = "127.0.0.1"
-	server.port = $HTTP_PORT
-	server.pid-file = "$l/lighttpd.pid"
-	server.errorlog = "$l/error.log"
-	include "$l/resync-fcgi.conf"
-	EOF
-	"$bin" -D -f "$l/lighttpd.conf" </dev/null >"$l/stdout" 2>&1 3>&- &
-	LIGHTTPD_PID=$!
-	if ! wait_for 10 port_listening "$LIGHTTPD_PID"; then
-		echo "lighttpd did not start:" >&2
-		cat "$l/stdout" "$l/error.log" >&2 2>/dev/null
-		return 1
-	fi
-	rs_start_fcgi "$@" || return 1
-	wait_for 10 answers_live
+	for _ in 1 2 3; do
+		cat >"$l/lighttpd.conf" <<-EOF
+		server.document-root = "$l/htdocs"
+		server.bind = "127.0.0.1"
+		server.port = $HTTP_PORT
+		server.pid-file = "$l/lighttpd.pid"
+		server.errorlog = "$l/error.log"
+		include "$l/resync-fcgi.conf"
+		EOF
+		"$bin" -D -f "$l/lighttpd.conf" </dev/null >"$l/stdout" 2>&1 3>&- &
+		LIGHTTPD_PID=$!
+		wait_for 10 port_listening "$LIGHTTPD_PID" && return 0
+		stop_pid "$LIGHTTPD_PID" TERM
+		LIGHTTPD_PID=
+		web_port_taken "$l/stdout" "$l/error.log" || break
+	done
+	echo "lighttpd did not start:" >&2
+	cat "$l/stdout" "$l/error.log" >&2 2>/dev/null
+	return 1
+}
+
+# web_port_taken LOG...: the server could not bind $HTTP_PORT, which
+# free_port saw free (another test, or an outgoing connection's local
+# port, took it since): pick another.
+web_port_taken() {
+	grep -q 'Address already in use' "$@" 2>/dev/null || return 1
+	HTTP_PORT=$(free_port)
+	RS_URL=http://127.0.0.1:$HTTP_PORT
 }
 
 port_listening() {

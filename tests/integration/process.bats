@@ -2,8 +2,9 @@
 # resync-fcgi as a process: its command line, --check, the ways it gets its
 # socket (--listen, spawn-fcgi's fd 0, systemd socket activation, plain
 # CGI), its signals (SIGHUP reload, SIGUSR1 log reopening, SIGTERM drain),
-# its logs, and the same HTTP checks behind Apache and lighttpd (skipped
-# when they are not installed).  helpers.bash starts the servers.
+# and its logs.  helpers.bash starts the servers.  The HTTP API behind
+# Apache and lighttpd is http.bats again, as http-apache.bats and
+# http-lighttpd.bats.
 
 load helpers
 
@@ -470,53 +471,4 @@ assert_cgi_status() {
 		CONTENT_LENGTH=5 HTTP_X_API_KEY="$ADMIN_KEY"
 	assert_cgi_status "415 Unsupported Media Type"
 	assert_error 415 unsupported_media_type
-}
-
-# ---- behind Apache and lighttpd ---------------------------------------------------
-
-# web_server_checks: the representative checks through whichever server
-# rs_start_* started.
-web_server_checks() {
-	req GET /api/health/live
-	assert_code 200
-	assert_api_headers
-	assert_jq '. == {"status": "alive"}'
-	req GET '/api/health/live?x=1'
-	assert_code 200
-	req GET /api/nope -H 'X-Request-ID: via-server-1'
-	assert_error 404 not_found
-	assert_header X-Request-ID via-server-1
-	req DELETE /api/health/live
-	assert_error 405 method_not_allowed
-	assert_header Allow "GET, HEAD"
-	req GET /api/status
-	assert_error 401 unauthorized
-	req GET /api/status -H "Authorization: Bearer $ADMIN_KEY"
-	assert_code 200
-	assert_header Cache-Control no-store
-	purge '{"key":"jobs:a"}'
-	assert_code 200
-	assert_api_headers
-	assert_jq '.purged == 1 and .key == "jobs:a"'
-	wait_for 2 eval '! rctl -q cache get jobs:a >/dev/null 2>&1'
-	purge '{"key":'
-	assert_error 400 invalid_json
-	req_viewer GET /metrics
-	assert_code 200
-	assert_api_headers 'text/plain; version=0.0.4; charset=utf-8'
-	assert_output_has 'resync_http_requests_total{'
-}
-
-@test "behind Apache (mod_proxy_fcgi, etc/apache/resync-fcgi.conf): live, 404, 405, keys, purge, metrics" {
-	rs_conf
-	rctl cache set jobs:a v
-	rs_start_apache
-	web_server_checks
-}
-
-@test "behind lighttpd (mod_fastcgi, etc/lighttpd/resync-fcgi.conf): live, 404, 405, keys, purge, metrics" {
-	rs_conf
-	rctl cache set jobs:a v
-	rs_start_lighttpd
-	web_server_checks
 }
