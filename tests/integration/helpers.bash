@@ -465,29 +465,30 @@ nginx_conf() {
 # apache_start: Apache (mod_proxy_fcgi, one process, -X) on $HTTP_PORT with
 # etc/apache/resync-fcgi.conf; skips the test when Apache is not installed.
 apache_start() {
-	local a=$T/apache bin why
+	local a=$T/apache
 
-	why=$(web_installed apache) || skip "$why"
-	bin=$(apache_bin)
-	[ -f "$RS_TOP_SRCDIR/etc/apache/resync-fcgi.conf" ] ||
-		{ echo "etc/apache/resync-fcgi.conf is missing" >&2; return 1; }
-	web_server_socket
-	mkdir -p "$a/htdocs"
-	sed "s|/run/resync/resync-fcgi.sock|$SOCK|g" \
-		"$RS_TOP_SRCDIR/etc/apache/resync-fcgi.conf" >"$a/resync-fcgi.conf"
+	web_prepare apache || return 1
 	RS_CHUNKED=1
-	for _ in 1 2 3; do
-		apache_conf >"$a/httpd.conf"
-		"$bin" -d "$a" -f "$a/httpd.conf" -X </dev/null >"$a/stdout" 2>&1 3>&- &
-		APACHE_PID=$!
-		wait_for 10 port_listening "$APACHE_PID" && return 0
-		stop_pid "$APACHE_PID" TERM
-		APACHE_PID=
-		web_port_taken "$a/stdout" "$a/error.log" || break
-	done
-	echo "apache2 did not start:" >&2
-	cat "$a/stdout" "$a/error.log" >&2 2>/dev/null
-	return 1
+	web_start apache2 "$a" APACHE_PID apache_write_conf "$WEB_BIN" -d "$a" -f "$a/httpd.conf" -X
+}
+
+# web_prepare NAME (apache or lighttpd): skips the test when NAME is not
+# installed; else sets WEB_BIN and writes $T/NAME/resync-fcgi.conf, the
+# shipped etc/NAME/resync-fcgi.conf with $SOCK for its socket.  Not in a
+# subshell: skip must end the test.
+web_prepare() {
+	local name=$1 why snippet=$RS_TOP_SRCDIR/etc/$1/resync-fcgi.conf
+
+	why=$(web_installed "$name") || skip "$why"
+	WEB_BIN=$("${name}_bin")
+	[ -f "$snippet" ] || { echo "etc/$name/resync-fcgi.conf is missing" >&2; return 1; }
+	web_server_socket
+	mkdir -p "$T/$name/htdocs"
+	sed "s|/run/resync/resync-fcgi.sock|$SOCK|g" "$snippet" >"$T/$name/resync-fcgi.conf"
+}
+
+apache_write_conf() {
+	apache_conf >"$T/apache/httpd.conf"
 }
 
 apache_conf() {
@@ -522,34 +523,44 @@ apache_conf() {
 # etc/lighttpd/resync-fcgi.conf; skips the test when lighttpd is not
 # installed.
 lighttpd_start() {
-	local l=$T/lighttpd bin why
+	local l=$T/lighttpd
 
-	why=$(web_installed lighttpd) || skip "$why"
-	bin=$(lighttpd_bin)
-	[ -f "$RS_TOP_SRCDIR/etc/lighttpd/resync-fcgi.conf" ] ||
-		{ echo "etc/lighttpd/resync-fcgi.conf is missing" >&2; return 1; }
-	web_server_socket
-	mkdir -p "$l/htdocs"
-	sed "s|/run/resync/resync-fcgi.sock|$SOCK|g" \
-		"$RS_TOP_SRCDIR/etc/lighttpd/resync-fcgi.conf" >"$l/resync-fcgi.conf"
+	web_prepare lighttpd || return 1
+	web_start lighttpd "$l" LIGHTTPD_PID lighttpd_write_conf "$WEB_BIN" -D -f "$l/lighttpd.conf"
+}
+
+lighttpd_write_conf() {
+	local l=$T/lighttpd
+
+	cat >"$l/lighttpd.conf" <<-EOF
+	server.document-root = "$l/htdocs"
+	server.bind = "127.0.0.1"
+	server.port = $HTTP_PORT
+	server.pid-file = "$l/lighttpd.pid"
+	server.errorlog = "$l/error.log"
+	include "$l/resync-fcgi.conf"
+	EOF
+}
+
+# web_start NAME DIR PIDVAR WRITE_CONF CMD...: WRITE_CONF writes the
+# server's configuration for $HTTP_PORT, CMD runs in the background with
+# its pid in PIDVAR until it listens; when it lost its port to a race
+# (web_port_taken picks another), again, three times at most.
+web_start() {
+	local name=$1 dir=$2 pidvar=$3 conf=$4 _
+
+	shift 4
 	for _ in 1 2 3; do
-		cat >"$l/lighttpd.conf" <<-EOF
-		server.document-root = "$l/htdocs"
-		server.bind = "127.0.0.1"
-		server.port = $HTTP_PORT
-		server.pid-file = "$l/lighttpd.pid"
-		server.errorlog = "$l/error.log"
-		include "$l/resync-fcgi.conf"
-		EOF
-		"$bin" -D -f "$l/lighttpd.conf" </dev/null >"$l/stdout" 2>&1 3>&- &
-		LIGHTTPD_PID=$!
-		wait_for 10 port_listening "$LIGHTTPD_PID" && return 0
-		stop_pid "$LIGHTTPD_PID" TERM
-		LIGHTTPD_PID=
-		web_port_taken "$l/stdout" "$l/error.log" || break
+		"$conf"
+		"$@" </dev/null >"$dir/stdout" 2>&1 3>&- &
+		printf -v "$pidvar" %s "$!"
+		wait_for 10 port_listening "${!pidvar}" && return 0
+		stop_pid "${!pidvar}" TERM
+		printf -v "$pidvar" %s ''
+		web_port_taken "$dir/stdout" "$dir/error.log" || break
 	done
-	echo "lighttpd did not start:" >&2
-	cat "$l/stdout" "$l/error.log" >&2 2>/dev/null
+	echo "$name did not start:" >&2
+	cat "$dir/stdout" "$dir/error.log" >&2 2>/dev/null
 	return 1
 }
 
