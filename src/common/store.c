@@ -585,6 +585,8 @@ int rs_store_delete(struct rs_store *s, const void *key, size_t klen,
 		rs_err_prefix(err, "cannot log the delete of '%.*s%s'",
 			      shown_len(klen), (const char *)key,
 			      shown_more(klen));
+		if (err)
+			err->code = EIO;
 		return -1;
 	}
 	gone = rs_cache_delete(s->cache, key, klen);
@@ -612,6 +614,8 @@ int rs_store_purge(struct rs_store *s, const void *prefix, size_t plen,
 	if (rs_wal_append(s->wal, &r, NULL, err)) {
 		unlock_all(s);
 		rs_err_prefix(err, "cannot log the purge");
+		if (err)
+			err->code = EIO;
 		return -1;
 	}
 	n = rs_cache_purge(s->cache, prefix, plen);

@@ -122,7 +122,8 @@ int rs_store_flush(struct rs_store *s, struct rs_err *err);
 
 /* *deleted (may be NULL) says whether the key was in memory.  Logged even
  * when it was not: an evicted entry would otherwise come back at
- * recovery. */
+ * recovery.  As for a set, err->code is EIO when the log failed, so a
+ * caller can tell that from a key the cache refuses. */
 int rs_store_delete(struct rs_store *s, const void *key, size_t klen,
 		    int *deleted, struct rs_err *err);
 /* plen 0 = everything. */

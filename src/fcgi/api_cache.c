@@ -5,6 +5,7 @@
  * survives a restart; with sync = always it is answered once committed.
  * Scopes name the key prefixes the HWA routes cache under.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -158,6 +159,13 @@ void api_cache_purge(struct req *r)
 		json_decref(body);
 		return;
 	}
+	/* longer than any key can be: refused here, not by the log */
+	if (strlen(value) > s->max_key && strcmp(what, "scope") != 0) {
+		req_error(r, 400, "bad_request", "the %s is longer than %zu bytes", what,
+			  s->max_key);
+		json_decref(body);
+		return;
+	}
 	int64_t t0 = rs_monotonic_us();
 	if (strcmp(what, "key") == 0) {
 		int deleted = 0;
@@ -171,8 +179,11 @@ void api_cache_purge(struct req *r)
 	stats_forget();
 	if (rc < 0) {
 		RS_LOG(RS_LOG_ERROR, r->id, "purge %s %s: %s", what, value, err.msg);
-		req_error(r, 503, "service_unavailable",
-			  "the purge could not be made durable; try again");
+		if (err.code == EIO)
+			req_error(r, 503, "service_unavailable",
+				  "the purge could not be made durable; try again");
+		else
+			req_error(r, 400, "bad_request", "the %s is not a valid cache key", what);
 	} else {
 		RS_LOG(RS_LOG_NOTICE, r->id, "purged %llu cache entries (%s %s) for %s",
 		       (unsigned long long)removed, what, value,

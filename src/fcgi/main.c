@@ -351,6 +351,7 @@ static int open_store(struct server *s, const struct rs_config *cfg, struct rs_e
 	snprintf(s->origin, sizeof(s->origin), "resync-fcgi/%ld@%s", (long)getpid(), host);
 	rs_store_options_from_config(cfg, s->origin, &so);
 	s->sync = so.sync;
+	s->max_key = so.cache.max_key_bytes ? so.cache.max_key_bytes : RS_CACHE_MAX_KEY_BYTES;
 	s->db_path = so.db_path ? strdup(so.db_path) : NULL;
 	if (rs_store_open(&s->store, &so, &rec, err) < 0)
 		return -1;

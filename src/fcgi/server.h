@@ -82,6 +82,7 @@ struct server {
 	unsigned nthreads;
 	struct rs_store *store;
 	enum rs_wal_sync sync;
+	size_t max_key;             /* the store's key limit, as configured */
 	char *db_path;
 	struct rs_metrics *metrics;
 	struct worker *workers;     /* nthreads slots */

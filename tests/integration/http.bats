@@ -292,6 +292,19 @@ cache_keys() {
 	assert_cached jobs:a
 }
 
+@test "purge: a key or prefix longer than any key can be is 400, nothing purged" {
+	rs_conf
+	cache_keys jobs:a
+	rs_start
+	long=jobs:$(printf 'x%.0s' $(seq 1 1100))
+	for sel in key prefix; do
+		purge "{\"$sel\":\"$long\"}"
+		assert_error 400 bad_request
+		[[ "$output" == *"longer than 1024 bytes"* ]] || { echo "got $output" >&2; false; }
+	done
+	assert_cached jobs:a
+}
+
 @test "purge: a body that is not JSON is 400 invalid_json" {
 	rs_start
 	for body in '{"key":' 'key=a' '{"key":"a"}}' "{'key':'a'}"; do
