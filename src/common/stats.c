@@ -13,15 +13,9 @@
 
 json_t *rs_stats_cache_json(const struct rs_cache_stats *cs, bool shards)
 {
-	json_t *sh = json_array();
 	uint64_t lookups = cs->hits + cs->misses + cs->stale_hits;
-
-	for (size_t i = 0; shards && i < cs->num_shards; i++)
-		json_array_append_new(sh, json_pack("{s:o,s:o,s:o,s:o}",
-			"entries", J(cs->shards[i].entries), "bytes", J(cs->shards[i].bytes),
-			"gets", J(cs->shards[i].gets), "sets", J(cs->shards[i].sets)));
 	json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:f,s:o,s:o,s:o,s:f,s:o,s:o,s:o,s:o,"
-			 "s:{s:o,s:o,s:o},s:o,s:o,s:{s:o,s:o,s:o,s:o},s:f,s:o,s:o,s:o}",
+			 "s:{s:o,s:o,s:o},s:o,s:o,s:{s:o,s:o,s:o,s:o},s:f,s:o,s:o}",
 		"entries", J(cs->entries), "bytes", J(cs->bytes),
 		"max_entries", J(cs->max_entries), "max_memory_bytes", J(cs->max_memory_bytes),
 		"memory_used_pct", cs->max_memory_bytes
@@ -36,10 +30,15 @@ json_t *rs_stats_cache_json(const struct rs_cache_stats *cs, bool shards)
 		"loads", "count", J(cs->loads), "failures", J(cs->load_failures),
 		"waits", J(cs->load_waits), "timeouts", J(cs->load_timeouts),
 		"insert_rate_per_s", cs->insert_rate_per_s,
-		"hot_shards", J(cs->hot_shards), "num_shards", J(cs->num_shards),
-		"shards", sh);
-	if (!shards)
-		json_object_del(j, "shards");
+		"hot_shards", J(cs->hot_shards), "num_shards", J(cs->num_shards));
+	if (j && shards) {
+		json_t *sh = json_array();
+		for (size_t i = 0; i < cs->num_shards; i++)
+			json_array_append_new(sh, json_pack("{s:o,s:o,s:o,s:o}",
+				"entries", J(cs->shards[i].entries), "bytes", J(cs->shards[i].bytes),
+				"gets", J(cs->shards[i].gets), "sets", J(cs->shards[i].sets)));
+		json_object_set_new(j, "shards", sh);
+	}
 	return j;
 }
 

@@ -63,17 +63,6 @@ void req_scan(struct req *r)
 	}
 }
 
-const char *req_header(const struct req *r, const char *name)
-{
-	char var[128] = "HTTP_";
-	size_t n = 5;
-
-	for (; *name && n + 1 < sizeof(var); name++)
-		var[n++] = *name == '-' ? '_' : (char)toupper((unsigned char)*name);
-	var[n] = '\0';
-	return req_param(r, var);
-}
-
 static size_t read_some(struct req *r, char *p, size_t n)
 {
 	if (r->fcgi) {

@@ -164,8 +164,6 @@ struct req {
 /* Find the parameters of r->p in r->envp. */
 void req_scan(struct req *r);
 const char *req_param(const struct req *r, const char *name);
-/* A request header by its HTTP name ("Accept-Encoding"), via HTTP_*. */
-const char *req_header(const struct req *r, const char *name);
 /* Read the body up to conf->max_body: 0, or an HTTP status (413, 400). */
 int req_read_body(struct req *r);
 void req_add_header(struct req *r, const char *fmt, ...) RS_PRINTF(2, 3);
