@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db.h"
+#include "stats.h"
 #include "util.h"
 #include "validate.h"
 #include "xalloc.h"
@@ -454,4 +456,24 @@ out:
 	free(ctx.opts);
 	free(ctx.argv);
 	return rc;
+}
+
+/* A responder publishes every second; older rows are from one that stopped. */
+#define LIVE_STATS_MAX_AGE_MS 10000
+
+json_t *cmd_live_stats(const char *db_path)
+{
+	struct rs_db_options o = { .flags = RS_DB_READONLY | RS_DB_NOCREATE };
+	struct rs_db *db;
+	json_t *rows = NULL;
+
+	if (rs_db_open(&db, db_path, &o, NULL) < 0)
+		return NULL;
+	rows = rs_stats_read(db, rs_now_ms() - LIVE_STATS_MAX_AGE_MS, NULL);
+	rs_db_close(db);
+	if (rows && json_array_size(rows) == 0) {
+		json_decref(rows);
+		rows = NULL;
+	}
+	return rows;
 }

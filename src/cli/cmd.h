@@ -108,6 +108,11 @@ struct rs_config *cmd_load_config(const struct cmd_ctx *ctx,
 struct json_t;
 void cmd_print_json(struct json_t *doc);
 
+/* What running responders published to db_path's stats table in the last
+ * few seconds (an array of rs_stats_read rows), or NULL when there is none
+ * or the database cannot be read: callers report without it. */
+struct json_t *cmd_live_stats(const char *db_path);
+
 #define RS_DEFAULT_CONFIG RS_SYSCONFDIR "/resync/resync.conf"
 
 #endif

@@ -134,28 +134,6 @@ static void stats_text(struct cache_run *r, const struct rs_cache_stats *cs,
 	}
 }
 
-/* A responder publishes every second; older rows are from one that stopped. */
-#define LIVE_STATS_MAX_AGE_MS 10000
-
-/* What running responders published, or NULL (none, or unreadable: the
- * rest of the report stands without it). */
-static json_t *live_stats(const char *db_path)
-{
-	struct rs_db_options o = { .flags = RS_DB_READONLY | RS_DB_NOCREATE };
-	struct rs_db *db;
-	json_t *rows = NULL;
-
-	if (rs_db_open(&db, db_path, &o, NULL) < 0)
-		return NULL;
-	rows = rs_stats_read(db, rs_now_ms() - LIVE_STATS_MAX_AGE_MS, NULL);
-	rs_db_close(db);
-	if (rows && json_array_size(rows) == 0) {
-		json_decref(rows);
-		rows = NULL;
-	}
-	return rows;
-}
-
 static void live_text(const json_t *rows)
 {
 	size_t i;
@@ -193,7 +171,7 @@ static int run_stats(struct cmd_ctx *ctx)
 	    rs_cache_stats(rs_store_cache(r.store), &cs, &err))
 		return cache_fail(&r, &err);
 	dbsize = file_size(r.so.db_path, "") + file_size(r.so.db_path, "-wal");
-	json_t *live = live_stats(r.so.db_path);
+	json_t *live = cmd_live_stats(r.so.db_path);
 	if (ctx->g.json) {
 		json_t *j = stats_json(&r, &cs, &snaps, dbsize);
 		json_object_set_new(j, "responders", live ? json_incref(live) : json_array());

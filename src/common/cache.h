@@ -185,7 +185,8 @@ uint64_t rs_cache_purge(struct rs_cache *c, const void *prefix, size_t plen);
  * successful load is stored (with the TTL the loader sets; < 0 = default)
  * and returned as MISS.  When the load fails and an entry inside
  * stale_if_error exists it is returned as STALE; otherwise -1 with err
- * (the loader's message, or "timed out waiting for ...").  Waiters that
+ * (the loader's message and code, shared with every waiter, or "timed out
+ * waiting for ...").  Waiters that
  * time out leave the load running; a stale_while_revalidate entry is not
  * served here (the caller asked for a fresh value).
  *

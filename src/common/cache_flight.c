@@ -58,7 +58,9 @@ static int flight_result(struct rs_cache *c, struct shard *s,
 		return st;
 	if (st < 0)
 		return rs_err_set(err, "out of memory");
-	return rs_err_set(err, "%s", f->msg);
+	rs_err_set(err, "%s", f->msg);
+	err->code = f->code;
+	return -1;
 }
 
 /* A waiter's side: s is locked and f->refs counts us. */
@@ -142,6 +144,7 @@ static int lead_flight(struct rs_cache *c, struct shard *s, struct flight *f,
 	f->vlen = vlen;
 	if (!f->ok) {
 		memcpy(f->msg, lerr.msg, sizeof(f->msg));
+		f->code = lerr.code;
 		s->n.load_failures++;
 	}
 	unlink_flight(s, f);

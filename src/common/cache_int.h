@@ -78,6 +78,7 @@ struct flight {
 	size_t vlen;
 	int64_t stored_ms, expires_ms;
 	char msg[RS_ERR_MSG_MAX];  /* the loader's error when !ok */
+	int code;                  /* and its err->code */
 	size_t klen;
 	char key[];
 };

@@ -515,6 +515,15 @@ static void parse_value(struct rs_config *cfg, struct rs_conf_section *sec,
 				free(copy);
 				return;
 			}
+			if ((k->flags & RS_K_URL_ITEMS) && !valid_url(items[i], &why)) {
+				const char *at = strchr(items[i], '@');
+
+				/* never echo a password */
+				diag_val(cfg, RS_SEV_ERROR, sec, v, "invalid url '%s%s': %s",
+					 at ? "<redacted>@" : "", at ? at + 1 : items[i], why);
+				free(copy);
+				return;
+			}
 			v->items[v->nitems] = strdup(items[i]);
 			if (!v->items[v->nitems])
 				break;

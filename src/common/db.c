@@ -146,6 +146,35 @@ static const struct migration migrations[] = {
 		       "	json TEXT NOT NULL\n"
 		       ");",
 	},
+	{
+		/* Circuit breakers (breaker.h): each one's last saved state,
+		 * the operator command resyncctl left for the responders
+		 * (generation counts them, so each is applied once), and
+		 * its transitions.  The index serves one breaker's history,
+		 * newest first, and the trim to the newest events. */
+		.version = 6,
+		.sql = "CREATE TABLE breaker (\n"
+		       "	name TEXT PRIMARY KEY,\n"
+		       "	state TEXT NOT NULL,\n"
+		       "	since_ms INTEGER NOT NULL,\n"
+		       "	updated_ms INTEGER NOT NULL,\n"
+		       "	origin TEXT NOT NULL,\n"
+		       "	info TEXT,\n"
+		       "	command TEXT,\n"
+		       "	command_actor TEXT,\n"
+		       "	generation INTEGER NOT NULL DEFAULT 0\n"
+		       ");\n"
+		       "CREATE TABLE breaker_event (\n"
+		       "	seq INTEGER PRIMARY KEY,\n"
+		       "	name TEXT NOT NULL,\n"
+		       "	time_ms INTEGER NOT NULL,\n"
+		       "	from_state TEXT NOT NULL,\n"
+		       "	to_state TEXT NOT NULL,\n"
+		       "	reason TEXT NOT NULL,\n"
+		       "	actor TEXT\n"
+		       ");\n"
+		       "CREATE INDEX breaker_event_name_seq ON breaker_event (name, seq);",
+	},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -35,6 +35,7 @@ enum rs_key_flags {
 	RS_K_SECRET = 1 << 1,     /* value redacted; may come from KEY_file */
 	RS_K_SECRET_PATH = 1 << 2, /* a path to secret material: perms checked */
 	RS_K_MUST_EXIST = 1 << 3, /* RS_T_PATH: the file must be readable now */
+	RS_K_URL_ITEMS = 1 << 4,  /* RS_T_LIST: every item is checked as RS_T_URL */
 };
 
 struct rs_schema_section {

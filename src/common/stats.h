@@ -17,6 +17,8 @@
 #include "cache.h"
 #include "db.h"
 #include "err.h"
+#include "breaker.h"
+#include "upstream.h"
 #include "wal.h"
 
 /* The cache's counters and bounds, and with `shards` the per-shard
@@ -24,6 +26,16 @@
 json_t *rs_stats_cache_json(const struct rs_cache_stats *cs, bool shards);
 /* The log writer's figures; `sync` is its mode name. */
 json_t *rs_stats_wal_json(const struct rs_wal_stats *ws, const char *sync);
+
+/* Every upstream: its endpoints, pool and retry figures, as an array of
+ * {"name","strategy","calls","retries","retries_denied","panics",
+ *  "pool":{...},"endpoints":[...]}.  Histograms are summarised in ms
+ * (p50, p95, p99, max). */
+json_t *rs_stats_upstreams_json(struct rs_upstreams *ups);
+/* One breaker's figures ({"name","state","since",...}); the array of every
+ * breaker of ups. */
+json_t *rs_stats_breaker_json(const struct rs_breaker_info *bi);
+json_t *rs_stats_breakers_json(struct rs_upstreams *ups);
 
 /* Replace this origin's row with `doc` (not stolen). */
 int rs_stats_publish(struct rs_db *db, const char *origin, const json_t *doc,

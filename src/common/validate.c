@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ask.h"
+#include "hwa.h"
 #include "util.h"
 
 struct check {
@@ -132,6 +134,10 @@ static void check_retry(struct check *c)
 	const struct rs_conf_value *base = get(s, "base"), *cap = get(s, "cap");
 	char a[32], b[32];
 
+	const struct rs_conf_value *win = get(s, "budget_window");
+	if (win && win->num % RS_MS_PER_SEC)
+		report(c, RS_SEV_ERROR, s, win, NULL,
+		       "budget_window must be a whole number of seconds");
 	if (base && cap && cap->num < base->num) {
 		fmt_dur(cap->num, a, sizeof(a));
 		fmt_dur(base->num, b, sizeof(b));
@@ -174,21 +180,19 @@ static void suggest_upstream(const struct rs_config *cfg, const char *name,
 	}
 }
 
+static void check_upstream_ref(struct check *c, const struct rs_conf_section *s,
+			       const struct rs_conf_value *up);
+
 static void check_breaker(struct check *c, const struct rs_conf_section *s)
 {
-	const struct rs_conf_value *up = get(s, "upstream");
-	char near[80];
+	const struct rs_conf_value *routes = get(s, "routes");
 
-	if (!up || rs_config_find(c->cfg, "upstream", up->str))
-		return;
-	suggest_upstream(c->cfg, up->str, near, sizeof(near));
-	if (near[0])
-		report(c, RS_SEV_ERROR, s, up, NULL,
-		       "no [upstream %s] is configured (did you mean '%s'?)",
-		       up->str, near);
-	else
-		report(c, RS_SEV_ERROR, s, up, NULL,
-		       "no [upstream %s] is configured", up->str);
+	check_upstream_ref(c, s, get(s, "upstream"));
+	for (size_t i = 0; routes && i < routes->nitems; i++)
+		if (!rs_route_known(routes->items[i]))
+			report(c, RS_SEV_ERROR, s, routes, NULL,
+			       "unknown route '%s' (known: %s)", routes->items[i],
+			       rs_route_names());
 }
 
 static void check_upstream(struct check *c, const struct rs_conf_section *s)
@@ -209,9 +213,55 @@ static void check_upstream(struct check *c, const struct rs_conf_section *s)
 		report(c, c->policy, s, v, NULL,
 		       "TLS verification is off: anyone on the path can impersonate the upstream");
 	v = get(s, "url");
-	if (v && strncmp(v->str, "http://", 7) == 0 && get(s, "password"))
-		report(c, c->policy, s, v, NULL,
-		       "credentials would be sent over plain http://");
+	for (size_t i = 0; v && i < v->nitems; i++)
+		if (strncmp(v->items[i], "http://", 7) == 0 && get(s, "password")) {
+			report(c, c->policy, s, v, NULL,
+			       "credentials would be sent over plain http:// to %s",
+			       v->items[i]);
+			break;
+		}
+	const struct rs_conf_value *w = get(s, "weights");
+	if (v && w && w->nitems && w->nitems != v->nitems)
+		report(c, RS_SEV_ERROR, s, w, NULL,
+		       "%zu weights for %zu endpoints: give one weight per url",
+		       w->nitems, v->nitems);
+}
+
+static void check_upstream_ref(struct check *c, const struct rs_conf_section *s,
+			       const struct rs_conf_value *up)
+{
+	char near[80];
+
+	if (!up || rs_config_find(c->cfg, "upstream", up->str))
+		return;
+	suggest_upstream(c->cfg, up->str, near, sizeof(near));
+	if (near[0])
+		report(c, RS_SEV_ERROR, s, up, NULL,
+		       "no [upstream %s] is configured (did you mean '%s'?)",
+		       up->str, near);
+	else
+		report(c, RS_SEV_ERROR, s, up, NULL,
+		       "no [upstream %s] is configured", up->str);
+}
+
+static void check_route(struct check *c, const struct rs_conf_section *s)
+{
+	const struct rs_conf_value *up = get(s, "upstream");
+
+	if (!rs_route_known(s->name)) {
+		report(c, RS_SEV_ERROR, s, NULL, NULL,
+		       "unknown route '%s' (known: %s)", s->name, rs_route_names());
+		return;
+	}
+	if (up) {
+		check_upstream_ref(c, s, up);
+		return;
+	}
+	/* a route set up must have its default upstream */
+	const char *def = strcmp(s->name, RS_ASK_ROUTE) == 0 ? RS_ASK_UPSTREAM : RS_HWA_UPSTREAM;
+	if (!rs_config_find(c->cfg, "upstream", def))
+		report(c, RS_SEV_ERROR, s, NULL, NULL,
+		       "no [upstream %s] is configured for this route (or set upstream)", def);
 }
 
 static void check_keys(struct check *c, const struct rs_conf_section *s,
@@ -343,6 +393,8 @@ void rs_config_check(const struct rs_config *cfg, struct rs_diags *diags)
 			check_breaker(&c, s);
 		else if (strcmp(type, "upstream") == 0)
 			check_upstream(&c, s);
+		else if (strcmp(type, "route") == 0)
+			check_route(&c, s);
 		else if (strcmp(type, "key") == 0)
 			check_keys(&c, s, i);
 	}

@@ -99,6 +99,10 @@ void accesslog_write(const struct req *r)
 			      "duration_ms", req_elapsed_us(r) / 1e3,
 			      "key", r->key_name, "cache", r->cache_status,
 			      "remote_addr", r->remote_addr);
+	/* only where an upstream was called: most lines have none */
+	if (j && r->stage_us[STAGE_UPSTREAM])
+		json_object_set_new(j, "upstream_ms",
+				    json_real((double)r->stage_us[STAGE_UPSTREAM] / 1e3));
 	char *line = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
 	json_decref(j);
 	if (!line)

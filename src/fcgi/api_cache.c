@@ -21,6 +21,7 @@ static const struct {
 } scopes[] = {
 	{ "jobs", "jobs:" },
 	{ "workstations", "workstations:" },
+	{ "plan", "plan:" },
 	{ "system", "" },
 };
 

@@ -7,6 +7,7 @@
  * unhealthy upstream makes it degraded (200: cached answers still flow).
  */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "server.h"
@@ -43,32 +44,83 @@ out:
 	return rc;
 }
 
-/* The probe's error names hosts and ports: only for authenticated
- * callers, as /api/health itself is public. */
+/* One upstream: unknown before its first check, unhealthy when no
+ * endpoint is up or its breaker refuses calls, degraded when some
+ * endpoints are out.  Endpoint URLs and errors name hosts and ports: only
+ * for authenticated callers, as /api/health itself is public. */
+static json_t *upstream_json(struct server *s, struct rs_upstream *u,
+			     bool detail, enum health *overall)
+{
+	struct rs_upstream_info *ui = malloc(sizeof(*ui));
+	struct rs_breaker_info bi;
+	struct rs_breaker *b = rs_upstreams_breaker(s->ups, u, NULL);
+	int64_t now = rs_monotonic_ms();
+	size_t up = 0, checked = 0, best = 0;
+	const char *error = NULL;
+	char when[32];
+	json_t *e, *eps;
+
+	if (!ui)
+		return json_pack("{s:s}", "status", "unknown");
+	rs_upstream_info(u, ui);
+	rs_breaker_info(b, now, &bi);
+	eps = json_array();
+	for (size_t i = 0; i < ui->nendpoints; i++) {
+		const struct rs_endpoint_info *ep = &ui->endpoint[i];
+		bool ok = ep->state == RS_ENDPOINT_UP || ep->state == RS_ENDPOINT_SLOW_START;
+
+		up += ok;
+		checked += ep->last_check_ms != 0;
+		if (ep->last_check_ms > ui->endpoint[best].last_check_ms)
+			best = i;
+		if (!ok && !error && ep->last_error[0])
+			error = ep->last_error;
+		if (detail)
+			json_array_append_new(eps, json_pack("{s:s,s:s,s:I,s:I,s:s}",
+				"url", ep->url, "state", rs_endpoint_state_name(ep->state),
+				"calls", (json_int_t)ep->calls, "failures", (json_int_t)ep->failures,
+				"last_error", ep->last_error));
+	}
+	bool refused = bi.state == RS_BREAKER_OPEN || bi.state == RS_BREAKER_FORCED_OPEN;
+	const char *st = refused || (checked && up == 0) ? "unhealthy" :
+			 checked == 0 ? "unknown" :
+			 up < ui->nendpoints ? "degraded" : "healthy";
+	e = json_pack("{s:s,s:s,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I}}", "status", st,
+		      "breaker", rs_breaker_state_name(bi.state),
+		      "endpoints", (json_int_t)ui->nendpoints, "endpoints_up", (json_int_t)up,
+		      "pool", "open", (json_int_t)ui->pool.open,
+		      "in_use", (json_int_t)ui->pool.in_use, "idle", (json_int_t)ui->pool.idle,
+		      "waiting", (json_int_t)ui->pool.waiting,
+		      "max_size", (json_int_t)ui->pool.max_size);
+	if (checked) {
+		const struct rs_endpoint_info *ep = &ui->endpoint[best];
+		rs_format_utc(ep->last_check_ms, when, sizeof(when));
+		json_object_set_new(e, "checked_at", json_string(when));
+		if (ep->last_check_latency_ms >= 0)
+			json_object_set_new(e, "response_time_ms",
+					    json_real((double)ep->last_check_latency_ms));
+	}
+	if (detail) {
+		if (error)
+			json_object_set_new(e, "error", json_string(error));
+		json_object_set_new(e, "endpoint_detail", eps);
+	} else {
+		json_decref(eps);
+	}
+	if (strcmp(st, "healthy") != 0 && strcmp(st, "unknown") != 0 && *overall < DEGRADED)
+		*overall = DEGRADED;
+	free(ui);
+	return e;
+}
+
 static json_t *upstreams_json(struct server *s, bool detail, enum health *overall)
 {
 	json_t *j = json_object();
-	char when[32];
 
-	pthread_mutex_lock(&s->health_lock);
-	for (size_t i = 0; i < s->nupstreams; i++) {
-		const struct upstream_health *u = &s->upstreams[i];
-		const char *st = u->state < 0 ? "unknown" : u->state ? "healthy" : "unhealthy";
-		json_t *e = json_pack("{s:s}", "status", st);
-		if (u->state >= 0) {
-			rs_format_utc(u->checked_ms, when, sizeof(when));
-			json_object_set_new(e, "response_time_ms", json_real(u->response_ms));
-			json_object_set_new(e, "checked_at", json_string(when));
-		}
-		if (u->state == 0) {
-			if (detail)
-				json_object_set_new(e, "error", json_string(u->error));
-			if (*overall < DEGRADED)
-				*overall = DEGRADED;
-		}
-		json_object_set_new(j, u->name, e);
+	for (size_t i = 0; i < rs_upstreams_count(s->ups); i++) {
+		struct rs_upstream *u = rs_upstreams_at(s->ups, i);
+		json_object_set_new(j, rs_upstream_name(u), upstream_json(s, u, detail, overall));
 	}
-	pthread_mutex_unlock(&s->health_lock);
 	return j;
 }
 

@@ -2,7 +2,9 @@
  * api_metrics: /metrics in the Prometheus text format: the HTTP metrics,
  * the cache's and the log's figures, the responder's own counters.
  */
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -87,13 +89,174 @@ static int server_metrics(struct server *s, struct rs_buf *b)
 	return rc;
 }
 
+static int family(struct rs_buf *b, const char *name, const char *type,
+		  const char *help)
+{
+	return rs_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Label values are config names and URLs, which the schema keeps free of
+ * quotes and backslashes. */
+#define U(i) ui[i].name
+
+static int pool_metrics(struct rs_buf *b, const struct rs_upstream_info *ui, size_t n)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} counters[] = {
+		{ "resync_upstream_pool_hits_total", "transfers on a reused connection",
+		  offsetof(struct rs_pool_stats, hits) },
+		{ "resync_upstream_pool_misses_total", "transfers that opened a connection",
+		  offsetof(struct rs_pool_stats, misses) },
+		{ "resync_upstream_pool_exhaustions_total", "leases that found no free connection in time",
+		  offsetof(struct rs_pool_stats, exhaustions) },
+		{ "resync_upstream_pool_leaks_total", "leases held past leak_detection_threshold",
+		  offsetof(struct rs_pool_stats, leaks) },
+		{ "resync_upstream_requests_total", "upstream transfers (retries included)",
+		  offsetof(struct rs_pool_stats, requests) },
+		{ "resync_upstream_errors_total", "upstream transfers without an HTTP answer",
+		  offsetof(struct rs_pool_stats, errors) },
+	};
+	int rc = 0;
+
+	for (size_t k = 0; k < RS_ARRAY_SIZE(counters) && rc == 0; k++) {
+		rc = family(b, counters[k].name, "counter", counters[k].help);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = rs_buf_printf(b, "%s{upstream=\"%s\"} %llu\n", counters[k].name, U(i),
+				(unsigned long long)*(const uint64_t *)((const char *)&ui[i].pool +
+									 counters[k].off));
+	}
+	if (rc == 0)
+		rc = family(b, "resync_upstream_pool_connections", "gauge",
+			    "pooled connections by state, and callers waiting for one");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = rs_buf_printf(b,
+			"resync_upstream_pool_connections{upstream=\"%s\",state=\"open\"} %u\n"
+			"resync_upstream_pool_connections{upstream=\"%s\",state=\"in_use\"} %u\n"
+			"resync_upstream_pool_connections{upstream=\"%s\",state=\"idle\"} %u\n"
+			"resync_upstream_pool_connections{upstream=\"%s\",state=\"waiting\"} %u\n",
+			U(i), ui[i].pool.open, U(i), ui[i].pool.in_use, U(i), ui[i].pool.idle,
+			U(i), ui[i].pool.waiting);
+	if (rc == 0)
+		rc = family(b, "resync_upstream_pool_closures_total", "counter",
+			    "connections closed, by reason");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		for (int k = 0; k < RS_POOL_CLOSE_NREASONS && rc == 0; k++)
+			rc = rs_buf_printf(b, "resync_upstream_pool_closures_total{upstream=\"%s\",reason=\"%s\"} %llu\n",
+				U(i), rs_pool_close_reason_name((enum rs_pool_close_reason)k),
+				(unsigned long long)ui[i].pool.closures[k]);
+	const struct { const char *name, *help; int which; } sums[] = {
+		{ "resync_upstream_request_seconds", "upstream transfer time", 0 },
+		{ "resync_upstream_pool_wait_seconds", "time waiting for a pooled connection", 1 },
+	};
+	for (size_t k = 0; k < RS_ARRAY_SIZE(sums) && rc == 0; k++) {
+		rc = family(b, sums[k].name, "summary", sums[k].help);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			const struct rs_hist *h = sums[k].which ? ui[i].pool.acquire_wait_us
+								 : ui[i].pool.request_us;
+			uint64_t cnt = rs_hist_count(h);
+			rc = rs_buf_printf(b,
+				"%s{upstream=\"%s\",quantile=\"0.5\"} %g\n"
+				"%s{upstream=\"%s\",quantile=\"0.95\"} %g\n"
+				"%s{upstream=\"%s\",quantile=\"0.99\"} %g\n"
+				"%s_sum{upstream=\"%s\"} %g\n%s_count{upstream=\"%s\"} %llu\n",
+				sums[k].name, U(i), rs_hist_percentile(h, 50) / 1e6,
+				sums[k].name, U(i), rs_hist_percentile(h, 95) / 1e6,
+				sums[k].name, U(i), rs_hist_percentile(h, 99) / 1e6,
+				sums[k].name, U(i), rs_hist_mean(h) * (double)cnt / 1e6,
+				sums[k].name, U(i), (unsigned long long)cnt);
+		}
+	}
+	return rc;
+}
+
+static int upstream_metrics(struct server *s, struct rs_buf *b)
+{
+	size_t n = rs_upstreams_count(s->ups), nb = rs_upstreams_nbreakers(s->ups);
+	struct rs_upstream_info *ui;
+	int64_t now = rs_monotonic_ms();
+	int rc;
+
+	if (!n)
+		return 0;
+	if (!(ui = calloc(n, sizeof(*ui))))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		rs_upstream_info(rs_upstreams_at(s->ups, i), &ui[i]);
+	rc = pool_metrics(b, ui, n);
+	if (rc == 0)
+		rc = family(b, "resync_upstream_retries_total", "counter",
+			    "retries made, and retries the budget refused");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = rs_buf_printf(b, "resync_upstream_retries_total{upstream=\"%s\",outcome=\"made\"} %llu\n"
+				      "resync_upstream_retries_total{upstream=\"%s\",outcome=\"denied\"} %llu\n",
+				   U(i), (unsigned long long)ui[i].retries,
+				   U(i), (unsigned long long)ui[i].retries_denied);
+	if (rc == 0)
+		rc = family(b, "resync_upstream_endpoint_up", "gauge",
+			    "1 while an endpoint takes calls (up or in slow start)");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		for (size_t k = 0; k < ui[i].nendpoints && rc == 0; k++)
+			rc = rs_buf_printf(b, "resync_upstream_endpoint_up{upstream=\"%s\",endpoint=\"%s\"} %d\n",
+				U(i), ui[i].endpoint[k].url,
+				ui[i].endpoint[k].state == RS_ENDPOINT_UP ||
+				ui[i].endpoint[k].state == RS_ENDPOINT_SLOW_START);
+	free(ui);
+
+	static const enum rs_breaker_state states[] = {
+		RS_BREAKER_CLOSED, RS_BREAKER_OPEN, RS_BREAKER_HALF_OPEN,
+		RS_BREAKER_FORCED_OPEN, RS_BREAKER_DISABLED,
+	};
+	if (rc == 0 && nb)
+		rc = family(b, "resync_breaker_state", "gauge",
+			    "1 for the state each circuit breaker is in");
+	for (size_t i = 0; i < nb && rc == 0; i++) {
+		struct rs_breaker_info bi;
+		rs_breaker_info(rs_upstreams_breaker_at(s->ups, i), now, &bi);
+		for (size_t k = 0; k < RS_ARRAY_SIZE(states) && rc == 0; k++)
+			rc = rs_buf_printf(b, "resync_breaker_state{breaker=\"%s\",state=\"%s\"} %d\n",
+					   bi.name, rs_breaker_state_name(states[k]),
+					   bi.state == states[k]);
+	}
+	if (rc == 0 && nb)
+		rc = family(b, "resync_breaker_calls_total", "counter",
+			    "calls through each breaker by outcome; rejected: refused while open");
+	for (size_t i = 0; i < nb && rc == 0; i++) {
+		struct rs_breaker_info bi;
+		rs_breaker_info(rs_upstreams_breaker_at(s->ups, i), now, &bi);
+		rc = rs_buf_printf(b,
+			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"success\"} %llu\n"
+			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"failure\"} %llu\n"
+			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"ignored\"} %llu\n"
+			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"rejected\"} %llu\n",
+			bi.name, (unsigned long long)bi.successes, bi.name,
+			(unsigned long long)bi.failures, bi.name, (unsigned long long)bi.ignored,
+			bi.name, (unsigned long long)bi.rejected);
+	}
+	if (rc == 0 && nb)
+		rc = family(b, "resync_breaker_transitions_total", "counter",
+			    "state changes of each breaker, by the state entered");
+	for (size_t i = 0; i < nb && rc == 0; i++) {
+		struct rs_breaker_info bi;
+		rs_breaker_info(rs_upstreams_breaker_at(s->ups, i), now, &bi);
+		rc = rs_buf_printf(b,
+			"resync_breaker_transitions_total{breaker=\"%s\",to=\"open\"} %llu\n"
+			"resync_breaker_transitions_total{breaker=\"%s\",to=\"half_open\"} %llu\n"
+			"resync_breaker_transitions_total{breaker=\"%s\",to=\"closed\"} %llu\n",
+			bi.name, (unsigned long long)bi.opened, bi.name,
+			(unsigned long long)bi.half_opened, bi.name, (unsigned long long)bi.closed);
+	}
+	return rc;
+}
+
 void api_metrics(struct req *r)
 {
 	struct rs_buf b;
 
 	rs_buf_init(&b, PROM_MAX);
 	if (rs_metrics_render(r->srv->metrics, &b) < 0 || cache_metrics(r->srv, &b) < 0 ||
-	    server_metrics(r->srv, &b) < 0) {
+	    server_metrics(r->srv, &b) < 0 || upstream_metrics(r->srv, &b) < 0) {
 		rs_buf_free(&b);
 		req_error(r, 500, "internal_error", "the metrics could not be rendered");
 		return;

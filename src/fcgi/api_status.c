@@ -51,6 +51,8 @@ json_t *server_stats_json(struct server *s)
 	}
 	rs_store_wal_stats(s->store, &ws);
 	json_object_set_new(j, "persistence", rs_stats_wal_json(&ws, rs_wal_sync_name(s->sync)));
+	json_object_set_new(j, "upstreams", rs_stats_upstreams_json(s->ups));
+	json_object_set_new(j, "breakers", rs_stats_breakers_json(s->ups));
 	return j;
 }
 

@@ -4,12 +4,13 @@
  * One thread ticks every TICK_MS and runs what is due: background eviction
  * (every tick), following the log for resyncctl's mutations and publishing
  * stats (every second), the expiry sweep ([cache] cleanup_interval), a
- * snapshot then gc ([persistence] snapshot_interval).  A second thread
- * probes each [upstream] every [pool] health_check_interval, so a dead
- * upstream's connect timeout never delays following the log.  Failures
+ * snapshot then gc ([persistence] snapshot_interval), and pool
+ * maintenance (idle and old connections, leaks: every second).  A second
+ * thread runs the upstreams' active health checks every [pool]
+ * health_check_interval, so a dead upstream's connect timeout never delays
+ * following the log.  Failures
  * are logged once when they start and once when they end, not every tick.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@
 #define FOLLOW_EVERY_MS 1000
 #define PUBLISH_EVERY_MS 1000
 #define SWEEP_PER_SHARD 1024
-#define PROBE_MAX_MS 10000
+#define MAINTAIN_EVERY_MS 1000
+#define BREAKERS_EVERY_MS 1000
 
 static pthread_t hk_thread, probe_thread;
 static bool hk_running, probe_running;
@@ -87,19 +89,35 @@ static void *hk_main(void *arg)
 	struct rs_db *db = NULL;
 	bool durable = s->sync != RS_WAL_SYNC_OFF;
 	bool follow_failing = false, snap_failing = false, gc_failing = false,
-	     publish_failing = false;
+	     publish_failing = false, breaker_failing = false;
 	struct srv_conf *c = conf_get(s);
 	int64_t cleanup_ms = rs_config_num(c->cfg, "cache", "cleanup_interval");
 	int64_t snapshot_ms = rs_config_num(c->cfg, "persistence", "snapshot_interval");
 	conf_put(s, c);
 	int64_t now = rs_monotonic_ms();
 	int64_t next_follow = now + FOLLOW_EVERY_MS, next_publish = now,
-		next_sweep = now + cleanup_ms, next_snapshot = now + snapshot_ms;
+		next_sweep = now + cleanup_ms, next_snapshot = now + snapshot_ms,
+		next_maintain = now + MAINTAIN_EVERY_MS, next_breakers = now;
 
 	while (nap(TICK_MS)) {
 		struct rs_err err = RS_ERR_INIT;
 		now = rs_monotonic_ms();
 		rs_cache_evict_background(cache);
+		if (now >= next_maintain) {
+			rs_upstreams_maintain(s->ups, now);
+			next_maintain = now + MAINTAIN_EVERY_MS;
+		}
+		if (now >= next_breakers) {
+			if (durable && !db) {
+				struct rs_db_options o = { .sync = RS_DB_SYNC_NORMAL };
+				if (rs_db_open(&db, s->db_path, &o, &err) < 0)
+					track(&breaker_failing, -1, "saving circuit breakers", &err);
+			}
+			if (!durable || db)
+				track(&breaker_failing, breakers_sync(s, db, &err),
+				      "saving circuit breakers", &err);
+			next_breakers = now + BREAKERS_EVERY_MS;
+		}
 		if (now >= next_sweep) {
 			uint64_t n = rs_cache_sweep(cache, SWEEP_PER_SHARD);
 			if (n)
@@ -139,70 +157,13 @@ static void *hk_main(void *arg)
 			next_publish = now + PUBLISH_EVERY_MS;
 		}
 	}
-	if (db)
+	if (db) {
+		/* the last transitions, so a restart starts where we stopped */
+		struct rs_err err = RS_ERR_INIT;
+		breakers_sync(s, db, &err);
 		rs_db_close(db);
+	}
 	return NULL;
-}
-
-static size_t discard(char *p, size_t size, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return size * n;
-}
-
-static void probe(struct server *s, size_t i, const struct rs_conf_section *sec)
-{
-	const struct rs_conf_value *v;
-	CURL *h = curl_easy_init();
-	char errbuf[CURL_ERROR_SIZE] = "";
-	long code = 0;
-	int64_t t0 = rs_monotonic_us();
-	int state = 0;
-
-	if (!h)
-		return;
-	curl_easy_setopt(h, CURLOPT_URL, s->upstreams[i].url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	v = rs_conf_get(sec, "connect_timeout");
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, v ? (long)v->num : 5000L);
-	v = rs_conf_get(sec, "request_timeout");
-	long total = v && v->num < PROBE_MAX_MS ? (long)v->num : PROBE_MAX_MS;
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total);
-	v = rs_conf_get(sec, "verify_tls");
-	if (v && v->num == 0) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	v = rs_conf_get(sec, "ca_file");
-	if (v && v->str)
-		curl_easy_setopt(h, CURLOPT_CAINFO, v->str);
-	CURLcode rc = curl_easy_perform(h);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-		/* any answer below 500 shows the service is up (401 included) */
-		state = code < 500;
-		if (!state)
-			snprintf(errbuf, sizeof(errbuf), "HTTP status %ld", code);
-	} else if (!errbuf[0]) {
-		rs_copy_text(errbuf, sizeof(errbuf), curl_easy_strerror(rc));
-	}
-	curl_easy_cleanup(h);
-
-	pthread_mutex_lock(&s->health_lock);
-	struct upstream_health *u = &s->upstreams[i];
-	if (u->state != state)
-		RS_LOG(state ? RS_LOG_NOTICE : RS_LOG_WARNING, NULL, "upstream %s is %s%s%s",
-		       u->name, state ? "healthy" : "unhealthy", state ? "" : ": ",
-		       state ? "" : errbuf);
-	u->state = state;
-	u->response_ms = (double)(rs_monotonic_us() - t0) / 1e3;
-	u->checked_ms = rs_now_ms();
-	rs_copy_text(u->error, sizeof(u->error), state ? "" : errbuf);
-	pthread_mutex_unlock(&s->health_lock);
 }
 
 static void *probe_main(void *arg)
@@ -212,13 +173,9 @@ static void *probe_main(void *arg)
 	do {
 		struct srv_conf *c = conf_get(s);
 		int64_t every = rs_config_num(c->cfg, "pool", "health_check_interval");
-		for (size_t i = 0; i < s->nupstreams; i++) {
-			const struct rs_conf_section *sec =
-				rs_config_find(c->cfg, "upstream", s->upstreams[i].name);
-			if (sec)
-				probe(s, i, sec);
-		}
+
 		conf_put(s, c);
+		rs_upstreams_check(s->ups);
 		if (!nap(every))
 			break;
 	} while (1);
@@ -233,7 +190,7 @@ int housekeeping_start(struct server *s, struct rs_err *err)
 	if ((rc = pthread_create(&hk_thread, NULL, hk_main, s)))
 		return rs_err_errno(err, rc, "cannot start the housekeeping thread");
 	hk_running = true;
-	if (s->nupstreams) {
+	if (rs_upstreams_count(s->ups)) {
 		if ((rc = pthread_create(&probe_thread, NULL, probe_main, s)))
 			return rs_err_errno(err, rc, "cannot start the health-check thread");
 		probe_running = true;

@@ -276,12 +276,47 @@ static int choose_socket(struct server *s, const char *spec, struct rs_err *err)
 
 /* ---- reload -------------------------------------------------------------- */
 
+/* Has any [upstream], [breaker] or [route] section changed (added,
+ * removed, or a value)? */
+static bool named_changed(const struct rs_config *a, const struct rs_config *b,
+			  const char *type)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		const struct rs_config *x = pass ? b : a, *y = pass ? a : b;
+
+		for (size_t i = 0; i < rs_config_nsections(x); i++) {
+			const struct rs_conf_section *sx = rs_config_section_at(x, i), *sy;
+
+			if (strcmp(sx->schema->name, type) != 0)
+				continue;
+			if (!(sy = rs_config_find(y, type, sx->name)))
+				return true;
+			for (size_t k = 0; k < rs_schema_nkeys; k++) {
+				const struct rs_schema_key *key = &rs_schema_keys[k];
+				if (strcmp(key->section, type) != 0)
+					continue;
+				const struct rs_conf_value *va = rs_conf_get(sx, key->name),
+					*vb = rs_conf_get(sy, key->name);
+				if (strcmp(va && va->raw ? va->raw : "", vb && vb->raw ? vb->raw : ""))
+					return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* Keys read once at start: a change is reported, not applied. */
 static void report_restart_keys(const struct rs_config *old, const struct rs_config *nu)
 {
-	static const char *const sections[] = { "cache", "persistence" };
+	static const char *const sections[] = { "cache", "persistence", "pool", "retry" };
 	static const char *const server_keys[] = { "listen", "threads" };
 
+	static const char *const named[] = { "upstream", "breaker", "route" };
+
+	for (size_t i = 0; i < RS_ARRAY_SIZE(named); i++)
+		if (named_changed(old, nu, named[i]))
+			RS_LOG(RS_LOG_WARNING, NULL, "[%s] sections changed: they need a restart; "
+			       "the running ones are kept", named[i]);
 	for (size_t k = 0; k < rs_schema_nkeys; k++) {
 		const struct rs_schema_key *key = &rs_schema_keys[k];
 		bool restart = false;
@@ -367,39 +402,21 @@ static int open_store(struct server *s, const struct rs_config *cfg, struct rs_e
 	return 0;
 }
 
-static int upstreams_init(struct server *s, const struct rs_config *cfg)
+/* The upstreams and the HWA routes over them; after the store, whose
+ * cache the routes fill. */
+static int upstreams_init(struct server *s, const struct rs_config *cfg,
+			  struct rs_err *err)
 {
-	size_t n = 0;
+	struct rs_store_options so;
 
-	for (size_t i = 0; i < rs_config_nsections(cfg); i++)
-		n += strcmp(rs_config_section_at(cfg, i)->schema->name, "upstream") == 0;
-	if (n == 0)
-		return 0;
-	s->upstreams = calloc(n, sizeof(*s->upstreams));
-	if (!s->upstreams)
+	rs_store_options_from_config(cfg, s->origin, &so);
+	if (rs_upstreams_new(&s->ups, cfg, so.cache.max_value_bytes ?
+			     so.cache.max_value_bytes : (size_t)RS_MIB, err) < 0)
 		return -1;
-	for (size_t i = 0; i < rs_config_nsections(cfg); i++) {
-		const struct rs_conf_section *sec = rs_config_section_at(cfg, i);
-		const struct rs_conf_value *url = rs_conf_get(sec, "url");
-		if (strcmp(sec->schema->name, "upstream") != 0 || !url || !url->str)
-			continue;
-		struct upstream_health *u = &s->upstreams[s->nupstreams++];
-		u->name = strdup(sec->name);
-		u->url = strdup(url->str);
-		u->state = -1;
-		if (!u->name || !u->url)
-			return -1;
-	}
-	return 0;
-}
-
-static void upstreams_free(struct server *s)
-{
-	for (size_t i = 0; i < s->nupstreams; i++) {
-		free(s->upstreams[i].name);
-		free(s->upstreams[i].url);
-	}
-	free(s->upstreams);
+	if (rs_hwa_new(&s->hwa, cfg, s->ups, rs_store_cache(s->store), err) < 0 ||
+	    rs_ask_new(&s->ask, cfg, s->ups, err) < 0)
+		return -1;
+	return breakers_load(s, err);
 }
 
 struct flush_job {
@@ -531,7 +548,6 @@ int main(int argc, char **argv)
 		return EXIT_TROUBLE;
 	}
 	pthread_mutex_init(&s->conf_lock, NULL);
-	pthread_mutex_init(&s->health_lock, NULL);
 	s->started_ms = rs_now_ms();
 	s->listen_fd = -1;
 	if (!listen_spec)
@@ -547,19 +563,24 @@ int main(int argc, char **argv)
 		threads = rs_config_num(cfg, "server", "threads");
 	s->nthreads = threads > 0 ? (unsigned)threads : default_threads();
 
-	const char *names[16];
+	const char *names[32];
 	for (size_t i = 0; i < nroutes && i < RS_ARRAY_SIZE(names); i++)
 		names[i] = routes[i].pattern;
 	s->metrics = rs_metrics_new(names, nroutes, &err);
-	if (!s->metrics || curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
-	    upstreams_init(s, cfg) < 0) {
-		fprintf(stderr, "resync-fcgi: cannot initialise: out of memory\n");
+	if (!s->metrics || rs_pool_global_init(&err) < 0) {
+		fprintf(stderr, "resync-fcgi: cannot initialise: %s\n",
+			s->metrics ? err.msg : "out of memory");
 		goto out_cfg;
 	}
 	if (open_store(s, cfg, &err) < 0) {
 		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
 		RS_LOG(RS_LOG_ERROR, NULL, "cannot start: %s", err.msg);
 		goto out_cfg;
+	}
+	if (upstreams_init(s, cfg, &err) < 0) {
+		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
+		RS_LOG(RS_LOG_ERROR, NULL, "cannot start: %s", err.msg);
+		goto out_store;
 	}
 	s->conf = srv_conf_new(cfg, &err);
 	if (!s->conf) {
@@ -624,6 +645,14 @@ int main(int argc, char **argv)
 	housekeeping_stop(s);
 	rc = 0;
 out_store:
+	/* the routes fill the store's cache: gone before it is */
+	rs_hwa_free(s->hwa);
+	rs_ask_free(s->ask);
+	rs_upstreams_free(s->ups);
+	breakers_free();
+	s->hwa = NULL;
+	s->ask = NULL;
+	s->ups = NULL;
 	if (s->store && rs_store_close(s->store, &err) < 0) {
 		RS_LOG(RS_LOG_ERROR, NULL, "closing the cache log: %s", err.msg);
 		rc = EXIT_TROUBLE;
@@ -638,7 +667,6 @@ out_cfg:
 	if (s->conf)
 		srv_conf_free(s->conf);
 	rs_metrics_free(s->metrics);
-	upstreams_free(s);
 	free(s->db_path);
 	curl_global_cleanup();
 	rs_log_shutdown();

@@ -139,7 +139,7 @@ void serve(struct req *r)
 	int64_t t0 = rs_monotonic_us();
 	bool path_known;
 
-	r->route = route_find(r->method, r->path, &path_known);
+	r->route = route_find(r->method, r->path, &path_known, &r->path_param);
 	r->route_name = r->route >= 0 ? routes[r->route].pattern : "unmatched";
 	r->head = strcmp(r->method, "HEAD") == 0;
 

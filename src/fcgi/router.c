@@ -1,7 +1,10 @@
 /*
- * router: the one table of routes.  Paths are matched exactly (the API has
- * no path parameters yet); HEAD is served wherever GET is.  The pattern
- * doubles as the metrics label, so the label set is bounded by this table.
+ * router: the one table of routes.  Paths are matched exactly, except a
+ * pattern ending in "/{id}" or "/{name}", which takes one more segment
+ * (any bytes but '/'; its handler checks it against a strict pattern before
+ * any use).  Exact patterns win over parameter ones (/api/jobs/status is
+ * not job "status").  HEAD is served wherever GET is.  The pattern doubles
+ * as the metrics label, so the label set is bounded by this table.
  */
 #include <string.h>
 
@@ -16,6 +19,14 @@ const struct route routes[] = {
 	{ "GET", "/api/cache/stats", ROLE_VIEWER, api_cache_stats },
 	{ "POST", "/api/cache/purge", ROLE_ADMIN, api_cache_purge },
 	{ "GET", "/metrics", ROLE_VIEWER, api_metrics },
+	{ "GET", "/api/system/status", ROLE_VIEWER, api_hwa_system_status },
+	{ "GET", "/api/workstations/status", ROLE_VIEWER, api_hwa_workstations_status },
+	{ "GET", "/api/jobs/status", ROLE_VIEWER, api_hwa_jobs_status },
+	{ "GET", "/api/jobs/{id}", ROLE_VIEWER, api_hwa_job },
+	{ "GET", "/api/workstations", ROLE_VIEWER, api_hwa_workstations },
+	{ "GET", "/api/workstations/{name}", ROLE_VIEWER, api_hwa_workstation },
+	{ "GET", "/api/plan/jobstreams", ROLE_VIEWER, api_hwa_jobstreams },
+	{ "POST", "/api/ask", ROLE_OPERATOR, api_ask },
 };
 const size_t nroutes = RS_ARRAY_SIZE(routes);
 
@@ -31,17 +42,46 @@ static bool method_matches(const char *route_method, const char *method)
 	       (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
 }
 
+/* Does path match pattern?  *param gets the parameter segment, if any. */
+static bool path_matches(const char *pattern, const char *path, bool exact,
+			 const char **param)
+{
+	const char *brace = strchr(pattern, '{');
+	size_t plen;
+
+	if (exact)
+		return !brace && strcmp(pattern, path) == 0;
+	if (!brace)
+		return false;
+	plen = (size_t)(brace - pattern);
+	if (strncmp(pattern, path, plen) != 0 || !path[plen] ||
+	    strchr(path + plen, '/'))
+		return false;
+	*param = path + plen;
+	return true;
+}
+
 /* The route for the request, or -1; *path_known says whether some route
  * has this path (so the answer is 405, not 404). */
-int route_find(const char *method, const char *path, bool *path_known)
+int route_find(const char *method, const char *path, bool *path_known,
+	       const char **param)
 {
 	*path_known = false;
-	for (size_t i = 0; i < nroutes; i++) {
-		if (strcmp(routes[i].pattern, path) != 0)
-			continue;
-		*path_known = true;
-		if (method_matches(routes[i].method, method))
-			return (int)i;
+	*param = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < nroutes; i++) {
+			const char *p = NULL;
+
+			if (!path_matches(routes[i].pattern, path, pass == 0, &p))
+				continue;
+			*path_known = true;
+			if (method_matches(routes[i].method, method)) {
+				*param = p;
+				return (int)i;
+			}
+		}
+		if (*path_known)
+			return -1;
 	}
 	return -1;
 }
@@ -52,8 +92,13 @@ void route_allow(const char *path, char *buf, size_t n)
 	size_t len = 0;
 
 	buf[0] = '\0';
+	const char *p;
+	bool exact = false;
+
+	for (size_t i = 0; i < nroutes; i++)
+		exact |= path_matches(routes[i].pattern, path, true, &p);
 	for (size_t i = 0; i < nroutes && len < n; i++) {
-		if (strcmp(routes[i].pattern, path) != 0)
+		if (!path_matches(routes[i].pattern, path, exact, &p))
 			continue;
 		len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? ", " : "",
 					routes[i].method);

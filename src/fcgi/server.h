@@ -25,11 +25,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ask.h"
 #include "buf.h"
 #include "config.h"
 #include "db.h"
+#include "hwa.h"
 #include "metrics.h"
 #include "store.h"
+#include "upstream.h"
 
 
 /* Roles, in order: a route needing ROLE_VIEWER admits operator and admin. */
@@ -60,16 +63,6 @@ struct srv_conf {
 	unsigned refs;              /* under server.conf_lock */
 };
 
-/* The result of the last probe of one [upstream NAME] (housekeeping.c). */
-struct upstream_health {
-	char *name;
-	char *url;
-	int state;                  /* -1 unknown, 0 unhealthy, 1 healthy */
-	double response_ms;
-	int64_t checked_ms;
-	char error[256];
-};
-
 struct worker;
 
 struct server {
@@ -95,9 +88,11 @@ struct server {
 	atomic_uint_least64_t accepted, slow, timed_out;
 	atomic_uint active, max_active;
 
-	pthread_mutex_t health_lock;
-	struct upstream_health *upstreams;   /* under health_lock */
-	size_t nupstreams;
+	/* the upstreams and the HWA routes over them, from the first
+	 * configuration (restart to change) */
+	struct rs_upstreams *ups;
+	struct rs_hwa *hwa;
+	struct rs_ask *ask;         /* NULL: no LLM configured */
 };
 
 /* Reference to the current configuration; release with conf_put. */
@@ -147,6 +142,7 @@ struct req {
 	const char *key_name;       /* borrowed from conf */
 	bool authenticated;
 	int route;                  /* index in the router table, -1 none */
+	const char *path_param;     /* the {id} / {name} segment, in path */
 	const char *route_name;     /* its pattern, or "unmatched" */
 	const char *cache_status;   /* "HIT", "MISS", "STALE" or NULL */
 
@@ -189,14 +185,16 @@ typedef void (*handler_fn)(struct req *r);
 
 struct route {
 	const char *method;
-	const char *pattern;        /* exact path */
+	const char *pattern;        /* exact path, or ending in "/{id}" or
+				     * "/{name}": one more path segment */
 	enum role role;
 	handler_fn handler;
 };
 extern const struct route routes[];
 extern const size_t nroutes;
 
-int route_find(const char *method, const char *path, bool *path_known);
+int route_find(const char *method, const char *path, bool *path_known,
+	       const char **param);
 void route_allow(const char *path, char *buf, size_t n);
 
 /* Steps 1 and 2 of the chain (request id, security headers): done before
@@ -217,6 +215,23 @@ void api_status(struct req *r);
 void api_cache_stats(struct req *r);
 void api_cache_purge(struct req *r);
 void api_metrics(struct req *r);
+
+/* ---- circuit breakers' persistence (breakers.c) ------------------------ */
+
+/* Restore saved states; before the workers start. */
+int breakers_load(struct server *s, struct rs_err *err);
+/* Log transitions, save states, apply resyncctl's commands; db NULL
+ * (sync = off): log only.  Housekeeping thread only. */
+int breakers_sync(struct server *s, struct rs_db *db, struct rs_err *err);
+void breakers_free(void);
+void api_hwa_system_status(struct req *r);
+void api_hwa_workstations_status(struct req *r);
+void api_hwa_jobs_status(struct req *r);
+void api_hwa_job(struct req *r);
+void api_hwa_workstations(struct req *r);
+void api_hwa_workstation(struct req *r);
+void api_hwa_jobstreams(struct req *r);
+void api_ask(struct req *r);
 /* What the responder publishes to the stats table every second and
  * /api/status shows: {"server":{...},"cache":{...},"persistence":{...}}. */
 json_t *server_stats_json(struct server *s);

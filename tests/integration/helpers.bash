@@ -85,15 +85,19 @@ setup() {
 	FCGI_PID='' NGINX_PID='' APACHE_PID='' LIGHTTPD_PID='' LOCK_PID='' LOCK_FD=''
 	FCGI_ADDR='' RS_CHUNKED='' NGINX_FRONT=''
 	SOCK_DIR=''
+	FAKE_PIDS=()
 	RS_OVERRIDES=()
 }
 
 teardown() {
+	local v
+
 	db_unlock
 	stop_pid "$NGINX_PID" TERM
 	stop_pid "$APACHE_PID" TERM
 	stop_pid "$LIGHTTPD_PID" TERM
 	stop_pid "$FCGI_PID" TERM
+	for v in "${FAKE_PIDS[@]}"; do stop_pid "$v" TERM; done
 	[ -z "$SOCK_DIR" ] || rm -rf "$SOCK_DIR"
 	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
 		show_log "resync-fcgi stderr" "$T/fcgi.err"
@@ -204,7 +208,7 @@ rs_conf() {
 		log.access_log="$T/access.log" audit.key_file=audit.key \
 		"key admin.hash=$ADMIN_HASH" "key admin.role=admin" \
 		"key viewer.hash=$VIEWER_HASH" "key viewer.role=viewer" \
-		"upstream hwa.url=http://127.0.0.1:$HWA_PORT/twsd" \
+		"upstream hwa.url=http://127.0.0.1:$HWA_PORT" \
 		"${RS_OVERRIDES[@]}"; do
 		sk=${kv%%=*}
 		[ -n "${val[$sk]+set}" ] || order+=("$sk")
@@ -235,6 +239,30 @@ rs_conf() {
 # rctl ARGS...: resyncctl on the test's configuration.
 rctl() {
 	"$RESYNCCTL" -c "$CONF" "$@"
+}
+
+# ---- the fake HWA server (tests/fakehwa) -----------------------------------
+
+# fake_start VAR [FIXTURES]: start a fakehwa on a free port serving
+# tests/fixtures/FIXTURES (default hwa), its port in $VAR; teardown stops it.
+fake_start() {
+	local pf=$T/fake.$1.port
+
+	"$RS_TOP_BUILDDIR/tests/fakehwa/fakehwa" -q -d "$RS_TOP_SRCDIR/tests/fixtures/${2:-hwa}" \
+		--port-file "$pf" >"$T/fake.$1.log" 2>&1 3>&- &
+	FAKE_PIDS+=($!)
+	wait_for 5 test -s "$pf" || return 1
+	printf -v "$1" '%s' "$(cat "$pf")"
+}
+
+# fault PORT QUERY: set the fake on PORT misbehaving ("mode=status&status=503").
+fault() {
+	curl -sf "http://127.0.0.1:$1/_fault?$2" >/dev/null
+}
+
+# fake_calls PORT PATH: how many requests for PATH the fake on PORT has seen.
+fake_calls() {
+	curl -sf "http://127.0.0.1:$1/_stats" | jq --arg p "$2" '.paths[$p] // 0'
 }
 
 # ---- the responder ---------------------------------------------------------

@@ -1,0 +1,49 @@
+/*
+ * api_ask: POST /api/ask (role operator), the assistant's question to the
+ * language model of [upstream llm] (libresync's ask module).  Without an
+ * LLM configured the route answers 404, as if it were not there.
+ */
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+void api_ask(struct req *r)
+{
+	struct rs_ask_request q;
+	struct rs_ask_result res;
+	const char *field = NULL;
+	char why[160];
+	json_t *body;
+	int rc;
+
+	if (!r->srv->ask) {
+		req_error(r, 404, "not_found", "no such resource");
+		return;
+	}
+	if (!(body = req_json_body(r)))
+		return;
+	if ((rc = rs_ask_validate(body, &q, &field, why, sizeof(why)))) {
+		req_error(r, rc, rc == 422 ? "validation_failed" : "bad_request", "%s: %s",
+			  field, why);
+		json_decref(body);
+		return;
+	}
+	int64_t deadline = rs_monotonic_ms() + r->conf->request_timeout_ms -
+			   req_elapsed_us(r) / 1000;
+	rc = rs_ask(r->srv->ask, &q, r->id, deadline, &res);
+	json_decref(body);
+	r->stage_us[STAGE_UPSTREAM] += res.upstream_us;
+	if (rc) {
+		RS_LOG(res.breaker_open ? RS_LOG_DEBUG : RS_LOG_WARNING, r->id, "ask: %s", res.detail);
+		if (res.retry_after_ms >= 0)
+			req_add_header(r, "Retry-After: %lld",
+				       (long long)((res.retry_after_ms + 999) / 1000));
+		req_error(r, res.http_status,
+			  res.breaker_open ? "circuit_open" :
+			  res.http_status == 504 ? "upstream_timeout" :
+			  res.http_status == 503 ? "upstream_unavailable" : "bad_gateway",
+			  "%s", res.message);
+		return;
+	}
+	req_json(r, 200, res.answer);
+}
