@@ -144,7 +144,12 @@ int rs_pool_new(struct rs_pool **out, const struct rs_pool_options *o,
 		p->o.max_per_endpoint = p->o.max_size;
 	p->rng = (uint64_t)rs_monotonic_us() * 0x9E3779B97F4A7C15ULL | 1;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->freed, NULL);
+	/* waits are timed on the monotonic clock (rs_deadline_after) */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->freed, &ca);
+	pthread_condattr_destroy(&ca);
 	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&p->share_locks[i], NULL);
 	rs_hist_init(&p->acquire_wait_us);
@@ -343,7 +348,8 @@ static void lease(struct rs_pool *p, struct conn *c, const char *rid,
  * variable and each wake-up re-checks: no strict FIFO, but every waiter
  * gives up at its own deadline, so none waits unbounded. */
 static struct conn *acquire(struct rs_pool *p, size_t ep, const char *rid,
-			    int64_t deadline_ms, bool warm, bool *exhausted)
+			    int64_t deadline_ms, bool warm, bool *exhausted,
+			    unsigned *in_use)
 {
 	struct endpoint *e = &p->ep[ep];
 	struct conn *c = NULL, *victim = NULL;
@@ -384,6 +390,7 @@ static struct conn *acquire(struct rs_pool *p, size_t ep, const char *rid,
 	}
 	if (c)
 		lease(p, c, rid, rs_monotonic_ms());
+	*in_use = p->in_use;
 	pthread_mutex_unlock(&p->lock);
 	if (victim)
 		conn_close(victim, RS_POOL_CLOSE_REBALANCE);
@@ -539,7 +546,8 @@ static int perform(struct rs_pool *p, size_t ep,
 	lease_deadline = rs_sat_add(rs_monotonic_ms(), p->o.connection_timeout_ms);
 	if (lease_deadline > deadline_ms)
 		lease_deadline = deadline_ms;
-	c = acquire(p, ep, req->request_id, lease_deadline, warm, &exhausted);
+	unsigned in_use;
+	c = acquire(p, ep, req->request_id, lease_deadline, warm, &exhausted, &in_use);
 	now = rs_monotonic_us();
 	resp->wait_us = now - start_us;
 	rs_hist_record(&p->acquire_wait_us, (uint64_t)resp->wait_us);
@@ -554,7 +562,7 @@ static int perform(struct rs_pool *p, size_t ep,
 			 "upstream %s: pool exhausted: no free connection within %lld ms (%u of max_size %u in use)" :
 			 "upstream %s: cannot set up a connection: out of memory",
 			 p->name, (long long)((now - start_us) / 1000),
-			 p->in_use, p->o.max_size);
+			 in_use, p->o.max_size);
 		return -1;
 	}
 	c->resp = resp;
