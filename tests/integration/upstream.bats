@@ -280,6 +280,31 @@ plan_calls() {
 	wait_for 3 grep -q 'circuit breaker hwa starts forced_open, as saved' "$T/resync.log"
 }
 
+@test "a [breaker] with routes guards only those; the others keep the upstream's" {
+	up_start retry.attempts=1 "breaker jobs.upstream=hwa" "breaker jobs.routes=jobs_status" \
+		"breaker jobs.fail_max=1" "breaker jobs.open_duration=1m"
+	fault "$FAKE" "mode=status&status=500&path=$JOBQ"
+	req_viewer GET /api/jobs/status
+	assert_error 502 bad_gateway
+	req_viewer GET /api/jobs/status
+	assert_error 503 circuit_open
+	req_viewer GET /api/system/status
+	assert_code 200
+	req_viewer GET /metrics
+	assert_output_matches '^resync_breaker_state\{breaker="jobs",state="open"\} 1$'
+	assert_output_matches '^resync_breaker_state\{breaker="hwa",state="closed"\} 1$'
+}
+
+@test "pool: a connection held past leak_detection_threshold is logged with the request id" {
+	up_start pool.leak_detection_threshold=300ms server.request_timeout=4s retry.attempts=1
+	fault "$FAKE" "mode=hang&path=$JOBQ"
+	curl -s -o /dev/null -H "X-API-Key: $VIEWER_KEY" -H 'X-Request-ID: leaky-1' \
+		--max-time 6 "$RS_URL/api/jobs/status" &
+	wait_for 5 grep -q '\[leaky-1\] upstream hwa: connection to http://127.0.0.1:[0-9]* held for' "$T/resync.log"
+	req_viewer GET /metrics
+	assert_output_matches '^resync_upstream_pool_leaks_total\{upstream="hwa"\} 1$'
+}
+
 @test "pool figures: /metrics, /api/health and resyncctl pool stats" {
 	up_start
 	req_viewer GET /api/jobs/status
