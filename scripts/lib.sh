@@ -11,7 +11,7 @@ TEST_DEPS=(bats jq sqlite3 valgrind clang)
 DEMO_DEPS=(nginx-light curl jq)
 # ... and for tests/integration: nginx, and Apache and lighttpd (their tests
 # are skipped without them), spawn-fcgi for the fd 0 start.
-INTEGRATION_DEPS=(nginx-light apache2 lighttpd curl spawn-fcgi jq sqlite3)
+INTEGRATION_DEPS=(nginx-light apache2 lighttpd curl spawn-fcgi jq sqlite3 openssl)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }

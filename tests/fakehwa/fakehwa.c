@@ -52,6 +52,7 @@
 #define MAX_PREFIX_BYTES 512	/* with the NUL */
 #define MAX_LATENCY_MS 3600000
 #define MAX_COUNT 1000000000
+#define MAX_RETRY_AFTER_S 86400
 #define MIN_STATUS 400
 #define MAX_STATUS 599
 #define DEFAULT_LATENCY_MS 1000
@@ -76,7 +77,8 @@ static const char usage_text[] =
 	"      --port-file FILE    write the port listened on to FILE\n"
 	"  -q, --quiet             no log line per request\n"
 	"  -h, --help              this help\n"
-	"Control endpoints: /_fault?mode=MODE[&ms=N][&status=N][&count=N][&path=PREFIX],\n"
+	"Control endpoints: /_fault?mode=MODE[&ms=N][&status=N][&retry_after=S]\n"
+	"[&count=N][&path=PREFIX],\n"
 	"/_stats, /_reset (tests/fixtures/hwa/README.md).\n";
 
 static struct {
@@ -106,6 +108,7 @@ struct fault_action {
 	enum fault_mode mode;
 	unsigned long ms;	/* latency */
 	unsigned long status;	/* status */
+	unsigned long retry_after;	/* status: Retry-After seconds; 0 none */
 };
 
 struct fault {
@@ -162,6 +165,7 @@ struct response {
 	unsigned long status;
 	char *body;		/* malloc'd, owned: response_free */
 	size_t len;
+	unsigned long retry_after;	/* seconds; 0: no Retry-After */
 };
 
 static int sig_pipe[2] = { -1, -1 };
@@ -384,15 +388,20 @@ static const char *reason(unsigned long status)
 static bool send_response(int fd, const struct response *r, bool keep_alive,
 			  size_t body_bytes)
 {
-	char head[256];
-	int n = snprintf(head, sizeof head,
-			 "HTTP/1.1 %lu %s\r\n"
-			 "Server: fakehwa\r\n"
-			 "Content-Type: application/json\r\n"
-			 "Content-Length: %zu\r\n"
-			 "Connection: %s\r\n\r\n",
-			 r->status, reason(r->status), r->len,
-			 keep_alive ? "keep-alive" : "close");
+	char head[320], retry[48] = "";
+	int n;
+
+	if (r->retry_after)
+		snprintf(retry, sizeof retry, "Retry-After: %lu\r\n", r->retry_after);
+	n = snprintf(head, sizeof head,
+		     "HTTP/1.1 %lu %s\r\n"
+		     "Server: fakehwa\r\n"
+		     "Content-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n"
+		     "%s"
+		     "Connection: %s\r\n\r\n",
+		     r->status, reason(r->status), r->len, retry,
+		     keep_alive ? "keep-alive" : "close");
 
 	return send_all(fd, head, (size_t)n) && send_all(fd, r->body, body_bytes);
 }
@@ -591,6 +600,9 @@ static const char *fault_param(const char *key, char *val, struct fault *f,
 		return parse_ulong(val, MAX_STATUS, &f->act.status) &&
 			f->act.status >= MIN_STATUS ? NULL :
 			"an HTTP status, " STR(MIN_STATUS) " to " STR(MAX_STATUS);
+	if (strcmp(key, "retry_after") == 0)
+		return parse_ulong(val, MAX_RETRY_AFTER_S, &f->act.retry_after) ? NULL :
+			"seconds, 0 (none) to " STR(MAX_RETRY_AFTER_S);
 	if (strcmp(key, "count") == 0)
 		return parse_ulong(val, MAX_COUNT, &f->count) ? NULL :
 			"a number of requests, 0 (no limit) to " STR(MAX_COUNT);
@@ -601,10 +613,10 @@ static const char *fault_param(const char *key, char *val, struct fault *f,
 		strcpy(f->prefix, val);
 		return NULL;
 	}
-	return "one of mode, ms, status, count, path";
+	return "one of mode, ms, status, retry_after, count, path";
 }
 
-/* /_fault?mode=MODE[&ms=N][&status=N][&count=N][&path=PREFIX] replaces the
+/* /_fault?mode=MODE[&ms=N][&status=N][&retry_after=S][&count=N][&path=PREFIX] replaces the
  * fault.  The query is taken apart in place. */
 static void fault_response(char *query, struct response *r)
 {
@@ -860,6 +872,7 @@ static bool faulted_response(struct conn *c, const struct request *q,
 		return false;
 	case FAULT_STATUS:
 		error_response(r, f->status, "injected status %lu", f->status);
+		r->retry_after = f->retry_after;
 		return true;
 	case FAULT_LATENCY:
 		sleep_ms(f->ms);

@@ -176,6 +176,23 @@ plan_calls() {
 	[ "$(fake_calls "$FAKE" "/twsd/api/v2/plan/current/job/$JOB")" = 1 ]
 }
 
+@test "retries: a 429's Retry-After is waited out, or passed on when it is too long" {
+	up_start retry.attempts=2
+	fault "$FAKE" "mode=status&status=429&retry_after=1&count=1"
+	t0=$(now_ms)
+	req_viewer GET /api/jobs/status
+	took=$(($(now_ms) - t0))
+	assert_code 200
+	[ "$took" -ge 900 ] || { echo "the retry came after $took ms, not 1 s" >&2; false; }
+	[ "$(fake_calls "$FAKE" "$JOBQ")" = 2 ]
+	# past the request's deadline: no retry, the client is told when
+	fault "$FAKE" "mode=status&status=503&retry_after=120&path=/twsd/api/v2/plan/current/job/R1"
+	req_viewer GET /api/jobs/R1
+	assert_error 503 upstream_unavailable
+	assert_header Retry-After 120
+	[ "$(fake_calls "$FAKE" /twsd/api/v2/plan/current/job/R1)" = 1 ]
+}
+
 @test "retry budget: under a 100% failure rate retries stay within the budget" {
 	up_start retry.attempts=3 retry.budget_percent=10 retry.budget_min_per_second=0 \
 		"upstream hwa.max_fails=0" "breaker hwa.upstream=hwa" "breaker hwa.fail_max=1000"
@@ -303,6 +320,67 @@ plan_calls() {
 	wait_for 5 grep -q '\[leaky-1\] upstream hwa: connection to http://127.0.0.1:[0-9]* held for' "$T/resync.log"
 	req_viewer GET /metrics
 	assert_output_matches '^resync_upstream_pool_leaks_total\{upstream="hwa"\} 1$'
+}
+
+# tls_start: an nginx serving the HWA fixtures over TLS on $TLS_PORT with a
+# self-signed certificate for 127.0.0.1 ($T/tls.crt), which also requires a
+# client certificate signed by it.
+tls_start() {
+	command -v openssl >/dev/null || skip "openssl is not installed"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$T/tls.key" -out "$T/tls.crt" \
+		2>/dev/null || return 1
+	chmod 600 "$T/tls.key"
+	TLS_PORT=$(free_port)
+	mkdir -p "$T/tls/tmp"
+	{
+		[ "$(id -u)" -ne 0 ] || echo "user root;"
+		cat <<-EOF
+		daemon off;
+		pid $T/tls/nginx.pid;
+		error_log $T/tls/error.log;
+		events { worker_connections 64; }
+		http {
+		    access_log off;
+		    client_body_temp_path $T/tls/tmp;
+		    server {
+		        listen 127.0.0.1:$TLS_PORT ssl;
+		        ssl_certificate $T/tls.crt;
+		        ssl_certificate_key $T/tls.key;
+		        ssl_verify_client on;
+		        ssl_client_certificate $T/tls.crt;
+		        root $RS_TOP_SRCDIR/tests/fixtures/hwa;
+		        default_type application/json;
+		        location / { try_files \$uri \$uri.json =404; error_page 405 =200 \$uri; }
+		    }
+		}
+		EOF
+	} >"$T/tls/nginx.conf"
+	"$(nginx_bin)" -p "$T/tls" -c "$T/tls/nginx.conf" -e "$T/tls/error.log" </dev/null &
+	FAKE_PIDS+=($!)
+	wait_for 5 eval "(exec 9<>/dev/tcp/127.0.0.1/$TLS_PORT) 2>/dev/null"
+}
+
+@test "TLS: verified by default, ca_file for a private CA, client certificates; pool check names TLS problems" {
+	tls_start
+	rs_conf "upstream hwa.url=https://127.0.0.1:$TLS_PORT" "upstream hwa.health_check_path=$INFO"
+	run rctl pool check
+	assert_status 1
+	assert_output_has 'DOWN  TLS: '
+	rs_conf "upstream hwa.ca_file=$T/tls.crt"
+	run rctl pool check
+	assert_status 1
+	assert_output_has 'HTTP 400'          # no client certificate
+	rs_conf "upstream hwa.tls_cert=$T/tls.crt" "upstream hwa.tls_key=$T/tls.key"
+	run rctl pool check
+	assert_status 0
+	rs_start
+	req_viewer GET /api/jobs/$JOB
+	assert_code 200
+	assert_header X-Cache MISS
+	rs_conf "upstream hwa.ca_file=" "upstream hwa.verify_tls=false"
+	run rctl pool check
+	assert_status 0
 }
 
 @test "pool figures: /metrics, /api/health and resyncctl pool stats" {
