@@ -70,7 +70,8 @@ struct rs_hwa {
 	struct rs_upstreams *ups;
 	struct rs_cache *cache;
 	struct route r[RS_HWA_NROUTES];
-	int64_t refresh_timeout_ms;      /* [server] request_timeout */
+	int64_t refresh_timeout_ms;      /* [server] request_timeout, at most
+					  * shutdown_timeout */
 
 	pthread_mutex_t lock;            /* the queue and stop */
 	pthread_cond_t wake;
@@ -190,7 +191,11 @@ int rs_hwa_new(struct rs_hwa **out, const struct rs_config *cfg,
 	for (int i = 0; i < RS_HWA_NROUTES; i++)
 		if (route_setup(h, cfg, (enum rs_hwa_route)i, err))
 			goto fail;
+	/* a refresh in flight holds up shutdown: no longer than it may last */
 	h->refresh_timeout_ms = rs_config_num(cfg, "server", "request_timeout");
+	if (h->refresh_timeout_ms > rs_config_num(cfg, "server", "shutdown_timeout") &&
+	    rs_config_num(cfg, "server", "shutdown_timeout") > 0)
+		h->refresh_timeout_ms = rs_config_num(cfg, "server", "shutdown_timeout");
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->wake, NULL);
 	h->inited = true;
