@@ -55,6 +55,7 @@ static int load_keys(struct srv_conf *c, struct rs_err *err)
 		const struct rs_conf_value *h = rs_conf_get(sec, "hash");
 		const struct rs_conf_value *role = rs_conf_get(sec, "role");
 		const struct rs_conf_value *exp = rs_conf_get(sec, "expires");
+		const struct rs_conf_value *rot = rs_conf_get(sec, "rotated");
 		/* validation already refused bad keys; skip rather than trust */
 		if (!h || !h->ok || !h->str || strlen(h->str) != 64 || !role || !role->ok)
 			continue;
@@ -64,6 +65,10 @@ static int load_keys(struct srv_conf *c, struct rs_err *err)
 						     hexval(h->str[2 * j + 1]));
 		k->role = (enum role)(ROLE_VIEWER + role->num);
 		k->expires_ms = exp && exp->ok && exp->str ? parse_utc(exp->str) : 0;
+		/* a rotated key keeps working through its grace period */
+		if (rot && rot->ok && rot->str)
+			k->retired_ms = parse_utc(rot->str) +
+					rs_config_num(c->cfg, "auth", "key_grace");
 		k->name = sec->name;
 		c->nkeys++;
 	}

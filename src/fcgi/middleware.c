@@ -99,8 +99,14 @@ static int authenticate(struct req *r, enum role need)
 		for (size_t i = 0; i < r->conf->nkeys; i++)
 			if (CRYPTO_memcmp(h, r->conf->keys[i].hash, sizeof(h)) == 0)
 				found = &r->conf->keys[i];
-		if (found && found->expires_ms && rs_now_ms() >= found->expires_ms)
+		int64_t now = rs_now_ms();
+		if (found && found->expires_ms && now >= found->expires_ms)
 			found = NULL;
+		if (found && found->retired_ms && now >= found->retired_ms) {
+			RS_LOG(RS_LOG_NOTICE, r->id, "key %s was rotated and its grace is over",
+			       found->name);
+			found = NULL;
+		}
 		if (!found) {
 			RS_LOG(RS_LOG_NOTICE, r->id, "authentication failed from %s",
 			       r->remote_addr ? r->remote_addr : "-");
@@ -112,6 +118,14 @@ static int authenticate(struct req *r, enum role need)
 		r->role = found->role;
 		r->key_name = found->name;
 		req_add_header_str(r, "Cache-Control: no-store");
+		if (found->retired_ms) {
+			char when[32];
+			rs_format_utc(found->retired_ms, when, sizeof(when));
+			RS_LOG(RS_LOG_INFO, r->id, "rotated key %s used in its grace period",
+			       found->name);
+			req_add_header(r, "Warning: 299 resync \"this API key was rotated; it stops working at %s\"",
+				       when);
+		}
 	}
 	if (need == ROLE_NONE || r->role >= need)
 		return 0;

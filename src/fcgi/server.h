@@ -44,6 +44,7 @@ struct api_key {
 	unsigned char hash[32];     /* SHA-256 of the key */
 	enum role role;
 	int64_t expires_ms;         /* 0 = never */
+	int64_t retired_ms;         /* rotated + [auth] key_grace; 0 = not rotated */
 };
 
 /* Everything a request reads from the configuration, parsed once per load. */
