@@ -20,6 +20,9 @@ static int hexval(char c)
 }
 
 /* "2027-01-31" or "2027-01-31T12:00:00Z" (the schema's pattern) to ms. */
+/* Clock skew allowed between the token's issuer and us. */
+#define JWT_LEEWAY_MS 30000
+
 static int64_t parse_utc(const char *s)
 {
 	struct tm tm;
@@ -94,6 +97,14 @@ struct srv_conf *srv_conf_new(struct rs_config *cfg, struct rs_err *err)
 	const char *re = rs_config_str(cfg, "server", "request_id_pattern");
 	c->request_id_re_ok = re && regcomp(&c->request_id_re, re,
 					    REG_EXTENDED | REG_NOSUB) == 0;
+	const char *secret = rs_config_str(cfg, "auth", "jwt_secret");
+	if (secret && *secret) {
+		c->jwt.secret = (const unsigned char *)secret;
+		c->jwt.secret_len = strlen(secret);
+		c->jwt.issuer = rs_config_str(cfg, "auth", "jwt_issuer");
+		c->jwt.audience = rs_config_str(cfg, "auth", "jwt_audience");
+		c->jwt.leeway_ms = JWT_LEEWAY_MS;
+	}
 	if (load_keys(c, err) < 0) {
 		c->cfg = NULL;   /* the caller keeps cfg on failure */
 		srv_conf_free(c);

@@ -85,6 +85,35 @@ static const char *credential(const struct req *r)
 	return NULL;
 }
 
+static int authorize(struct req *r, enum role need);
+
+/* An HS256 bearer token: its "role" claim is the role ("" or an unknown
+ * one: none, so 403 where a role is needed).  Why a token failed is
+ * logged, never told: every failure is the same 401. */
+static int authenticate_jwt(struct req *r, const char *token, enum role need)
+{
+	struct rs_jwt_claims cl;
+	enum rs_jwt_error e = rs_jwt_verify(token, &r->conf->jwt, rs_now_ms(), &cl);
+
+	if (e != RS_JWT_OK) {
+		RS_LOG(RS_LOG_NOTICE, r->id, "JWT refused from %s: %s",
+		       r->remote_addr ? r->remote_addr : "-", rs_jwt_error_name(e));
+		req_add_header_str(r, "WWW-Authenticate: Bearer error=\"invalid_token\"");
+		req_error(r, 401, "unauthorized", "authentication required");
+		return -1;
+	}
+	static const char *const roles[] = { "viewer", "operator", "admin" };
+	r->role = ROLE_NONE;
+	for (size_t i = 0; i < RS_ARRAY_SIZE(roles); i++)
+		if (strcmp(cl.role, roles[i]) == 0)
+			r->role = (enum role)(ROLE_VIEWER + i);
+	r->authenticated = true;
+	snprintf(r->jwt_subject, sizeof(r->jwt_subject), "jwt:%s", cl.subject);
+	r->key_name = r->jwt_subject;
+	req_add_header_str(r, "Cache-Control: no-store");
+	return authorize(r, need);
+}
+
 /* 0 to go on, -1 when the request was answered (401/403). */
 static int authenticate(struct req *r, enum role need)
 {
@@ -107,6 +136,8 @@ static int authenticate(struct req *r, enum role need)
 			       found->name);
 			found = NULL;
 		}
+		if (!found && r->conf->jwt.secret && rs_jwt_looks_like(cred))
+			return authenticate_jwt(r, cred, need);
 		if (!found) {
 			RS_LOG(RS_LOG_NOTICE, r->id, "authentication failed from %s",
 			       r->remote_addr ? r->remote_addr : "-");
@@ -127,6 +158,12 @@ static int authenticate(struct req *r, enum role need)
 				       when);
 		}
 	}
+	return authorize(r, need);
+}
+
+/* The role check after authentication: 0, or -1 with 401/403 answered. */
+static int authorize(struct req *r, enum role need)
+{
 	if (need == ROLE_NONE || r->role >= need)
 		return 0;
 	if (!r->authenticated) {

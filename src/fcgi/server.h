@@ -30,6 +30,7 @@
 #include "config.h"
 #include "db.h"
 #include "hwa.h"
+#include "jwt.h"
 #include "metrics.h"
 #include "store.h"
 #include "upstream.h"
@@ -61,6 +62,9 @@ struct srv_conf {
 	bool request_id_re_ok;
 	struct api_key *keys;
 	size_t nkeys;
+	/* HS256 bearer tokens; jwt.secret NULL: JWT off.  Strings borrowed
+	 * from cfg. */
+	struct rs_jwt_options jwt;
 	unsigned refs;              /* under server.conf_lock */
 };
 
@@ -140,7 +144,8 @@ struct req {
 
 	/* middleware results */
 	enum role role;
-	const char *key_name;       /* borrowed from conf */
+	const char *key_name;       /* borrowed from conf, or jwt_subject */
+	char jwt_subject[RS_JWT_SUBJECT_MAX + 4];  /* "jwt:SUB" */
 	bool authenticated;
 	int route;                  /* index in the router table, -1 none */
 	const char *path_param;     /* the {id} / {name} segment, in path */
