@@ -8,16 +8,7 @@
 #include <openssl/sha.h>
 #include <string.h>
 
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
+#include "util.h"
 
 int rs_apikey_generate(char key[RS_APIKEY_HEX], struct rs_err *err)
 {
@@ -25,7 +16,7 @@ int rs_apikey_generate(char key[RS_APIKEY_HEX], struct rs_err *err)
 
 	if (RAND_bytes(b, sizeof(b)) != 1)
 		return rs_err_set(err, "cannot make a key: the system's random number generator failed");
-	hex(b, sizeof(b), key);
+	rs_hex_encode(b, sizeof(b), key);
 	OPENSSL_cleanse(b, sizeof(b));
 	return 0;
 }
@@ -35,5 +26,5 @@ void rs_apikey_hash(const char *key, char hash[RS_APIKEY_HEX])
 	unsigned char h[SHA256_DIGEST_LENGTH];
 
 	SHA256((const unsigned char *)key, strlen(key), h);
-	hex(h, sizeof(h), hash);
+	rs_hex_encode(h, sizeof(h), hash);
 }

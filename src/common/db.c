@@ -381,21 +381,15 @@ static int read_random(unsigned char *buf, size_t len, struct rs_err *err)
 /* Migration 1: who this database is and when it was made. */
 static int seed_meta(struct rs_db *db, struct rs_err *err)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[DB_INSTANCE_ID_BYTES];
 	char id[2 * DB_INSTANCE_ID_BYTES + 1];
 	char now[sizeof("2026-11-23T14:05:01Z")];
 	struct tm tm;
 	time_t t;
-	size_t i;
 
 	if (read_random(raw, sizeof(raw), err))
 		return -1;
-	for (i = 0; i < sizeof(raw); i++) {
-		id[2 * i] = hex[raw[i] >> 4];
-		id[2 * i + 1] = hex[raw[i] & 0x0f];
-	}
-	id[2 * sizeof(raw)] = '\0';
+	rs_hex_encode(raw, sizeof(raw), id);
 
 	t = time(NULL);
 	if (!gmtime_r(&t, &tm) ||

@@ -22,6 +22,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "util.h"
+
 #define KEY_HEX_CHARS (2 * RS_SEAL_KEY_BYTES)
 #define ID_BYTES (RS_SEAL_ID_CHARS / 2)
 /* EVP takes int lengths: larger inputs go through in pieces this size. */
@@ -55,7 +57,6 @@ static int ossl_fail(struct rs_err *err, const char *what)
 
 static int make_id(const unsigned char *key, char id[RS_SEAL_ID_CHARS + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -65,13 +66,8 @@ static int make_id(const unsigned char *key, char id[RS_SEAL_ID_CHARS + 1])
 		 EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen >= ID_BYTES;
 
 	EVP_MD_CTX_free(ctx);
-	if (ok) {
-		for (int i = 0; i < ID_BYTES; i++) {
-			id[2 * i] = hex[md[i] >> 4];
-			id[2 * i + 1] = hex[md[i] & 0xf];
-		}
-		id[RS_SEAL_ID_CHARS] = '\0';
-	}
+	if (ok)
+		rs_hex_encode(md, ID_BYTES, id);
 	OPENSSL_cleanse(md, sizeof(md));
 	return ok ? 0 : -1;
 }
@@ -136,17 +132,6 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Parse buf (len bytes) into r; errors name path and line. */
 static int parse_keys(struct rs_keyring *r, const char *path, const char *buf,
 		      size_t len, struct rs_err *err)
@@ -179,7 +164,7 @@ static int parse_keys(struct rs_keyring *r, const char *path, const char *buf,
 			return rs_err_set(err, "'%s' line %d: more than %d keys",
 					  path, line, RS_SEAL_MAX_KEYS);
 		for (size_t i = 0; i < KEY_HEX_CHARS; i += 2) {
-			int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+			int hi = rs_hex_value(s[i]), lo = rs_hex_value(s[i + 1]);
 
 			if (hi < 0 || lo < 0)
 				return rs_err_set(err,

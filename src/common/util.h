@@ -63,6 +63,11 @@ char *rs_path_dirname(const char *path);
  * NUL-terminated: for fixed-size reason and message fields. */
 void rs_copy_text(char *dst, size_t n, const char *src);
 
+/* n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
+void rs_hex_encode(const void *bytes, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int rs_hex_value(char c);
+
 /* a + b, saturating at INT64_MIN / INT64_MAX (times plus durations).
  * Inline: the cache's lookups compute deadlines with it. */
 static inline int64_t rs_sat_add(int64_t a, int64_t b)

@@ -10,15 +10,6 @@
 #include "server.h"
 #include "util.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* "2027-01-31" or "2027-01-31T12:00:00Z" (the schema's pattern) to ms. */
 /* Clock skew allowed between the token's issuer and us. */
 #define JWT_LEEWAY_MS 30000
@@ -64,8 +55,8 @@ static int load_keys(struct srv_conf *c, struct rs_err *err)
 			continue;
 		struct api_key *k = &c->keys[c->nkeys];
 		for (size_t j = 0; j < 32; j++)
-			k->hash[j] = (unsigned char)(hexval(h->str[2 * j]) << 4 |
-						     hexval(h->str[2 * j + 1]));
+			k->hash[j] = (unsigned char)(rs_hex_value(h->str[2 * j]) << 4 |
+						     rs_hex_value(h->str[2 * j + 1]));
 		k->role = (enum role)(ROLE_VIEWER + role->num);
 		k->expires_ms = exp && exp->ok && exp->str ? parse_utc(exp->str) : 0;
 		/* a rotated key keeps working through its grace period */

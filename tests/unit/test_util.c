@@ -112,6 +112,24 @@ static void test_buf(void)
 	rs_buf_free(&b);
 }
 
+static void test_hex(void)
+{
+	const unsigned char b[] = { 0x00, 0x0f, 0xa5, 0xff };
+	char out[2 * sizeof(b) + 1];
+
+	memset(out, 'x', sizeof(out));
+	rs_hex_encode(b, sizeof(b), out);
+	is_str(out, "000fa5ff", "hex encode: lowercase, two digits a byte, NUL-terminated");
+	rs_hex_encode(b, 0, out);
+	is_str(out, "", "hex encode of nothing is empty");
+	is_int(rs_hex_value('0'), 0, "hex value 0");
+	is_int(rs_hex_value('9'), 9, "hex value 9");
+	is_int(rs_hex_value('a'), 10, "hex value a");
+	is_int(rs_hex_value('F'), 15, "hex value F");
+	is_int(rs_hex_value('g'), -1, "g is not a hex digit");
+	is_int(rs_hex_value(' '), -1, "space is not a hex digit");
+}
+
 int main(void)
 {
 	int64_t i;
@@ -172,6 +190,7 @@ int main(void)
 	ok(rs_monotonic_ms() > 0 && rs_now_ms() > 1600000000000LL, "clocks");
 
 	test_buf();
+	test_hex();
 	is_int(rs_crc32c_final(rs_crc32c_update(RS_CRC32C_INIT, "123456789", 9)),
 	       0xE3069283u, "CRC-32C check value of \"123456789\"");
 	is_int(rs_crc32c_final(rs_crc32c_update(rs_crc32c_update(RS_CRC32C_INIT, "1234", 4), "56789", 5)),
