@@ -9,19 +9,8 @@
 
 #include "apikey.h"
 #include "cmd.h"
+#include "ini.h"
 #include "schema.h"
-
-static bool valid_name(const char *s)
-{
-	if (!*s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		     (*s >= '0' && *s <= '9')))
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._-", *s)))
-			return false;
-	return true;
-}
 
 /* Checked against the schema's own rules for [key] role and expires. */
 static bool schema_accepts(const char *key, const char *value)
@@ -47,9 +36,10 @@ static int run_generate(struct cmd_ctx *ctx)
 	char key[RS_APIKEY_HEX], hash[RS_APIKEY_HEX];
 	struct rs_err err = RS_ERR_INIT;
 
-	if (!valid_name(name))
+	/* the name the configuration reader will accept in [key NAME] */
+	if (!rs_ini_valid_name(name))
 		return cmd_usage_error(ctx, "invalid key name '%s': letters, digits, '.', '_' "
-				       "and '-', starting with a letter or digit", name);
+				       "and '-', starting with a letter or digit, at most 64", name);
 	if (!schema_accepts("role", role))
 		return cmd_usage_error(ctx, "invalid role '%s': viewer, operator or admin", role);
 	if (expires && !schema_accepts("expires", expires))

@@ -168,17 +168,11 @@ int rs_ask(struct rs_ask *a, const struct rs_ask_request *q,
 	res->retry_after_ms = cr.retry_after_ms;
 	res->breaker_open = cr.breaker_open;
 	if (rc) {
+		char msg[sizeof(res->message)];
+		int status = rs_call_failure(&cr, "language model", msg, sizeof(msg));
+
 		rs_buf_free(&cr.body);
-		if (cr.breaker_open)
-			return failed(res, 503, "the language model is unavailable (circuit breaker open)",
-				      cr.message);
-		if (cr.error == RS_CALL_EXHAUSTED)
-			return failed(res, 503, "too many requests to the language model in flight",
-				      cr.message);
-		return failed(res, cr.error == RS_CALL_TIMEOUT ? 504 : 502,
-			      cr.error == RS_CALL_TIMEOUT ? "the language model did not answer in time"
-							  : "the language model could not be reached",
-			      cr.message);
+		return failed(res, status, msg, cr.message);
 	}
 	if (cr.status < 200 || cr.status > 299) {
 		snprintf(detail, sizeof(detail), "upstream %s answered HTTP %ld for %.100s",

@@ -302,16 +302,8 @@ static int loader(void *arg, const void *key, size_t klen, void **val,
 	res->breaker_open = cr.breaker_open;
 	if (rc) {
 		rs_buf_free(&cr.body);
-		if (cr.breaker_open)
-			return fail(err, 503, "the HWA service is unavailable (circuit breaker open)",
-				    res, cr.message);
-		if (cr.error == RS_CALL_EXHAUSTED)
-			return fail(err, 503, "too many requests to the HWA service in flight",
-				    res, cr.message);
-		if (cr.error == RS_CALL_TIMEOUT)
-			return fail(err, 504, "the HWA service did not answer in time",
-				    res, cr.message);
-		return fail(err, 502, "the HWA service could not be reached", res, cr.message);
+		int status = rs_call_failure(&cr, "HWA service", msg, sizeof(msg));
+		return fail(err, status, msg, res, cr.message);
 	}
 	if (cr.status < 200 || cr.status > 299) {
 		snprintf(msg, sizeof(msg), "upstream %.32s answered HTTP %ld for %.100s",

@@ -280,12 +280,14 @@ static void conn_close(struct conn *c, enum rs_pool_close_reason why)
 	free(c);
 }
 
-static void unlink_idle(struct endpoint *e, struct conn *c)
+/* Take c out of the list whose head is *list (an endpoint's idle list or
+ * the pool's leased list). */
+static void unlink_conn(struct conn **list, struct conn *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		e->idle = c->next;
+		*list = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
@@ -300,17 +302,6 @@ static void push_front(struct conn **list, struct conn *c)
 	*list = c;
 }
 
-static void unlink_leased(struct rs_pool *p, struct conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		p->leased = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
-}
-
 /* An idle handle of another endpoint, to close for room; lock held. */
 static struct conn *take_other_idle(struct rs_pool *p, size_t ep)
 {
@@ -321,7 +312,7 @@ static struct conn *take_other_idle(struct rs_pool *p, size_t ep)
 			continue;
 		while (c->next)         /* the least recently used */
 			c = c->next;
-		unlink_idle(&p->ep[i], c);
+		unlink_conn(&p->ep[i].idle, c);
 		p->ep[i].open--;
 		p->open--;
 		return c;
@@ -361,7 +352,7 @@ static struct conn *acquire(struct rs_pool *p, size_t ep, const char *rid,
 		if (warm && p->open >= p->o.min_size)
 			break;
 		if (!warm && (c = e->idle)) {
-			unlink_idle(e, c);
+			unlink_conn(&e->idle, c);
 			break;
 		}
 		if (e->open < p->o.max_per_endpoint &&
@@ -414,7 +405,7 @@ static void release(struct rs_pool *p, struct conn *c,
 		why = RS_POOL_CLOSE_LIFETIME;
 	}
 	pthread_mutex_lock(&p->lock);
-	unlink_leased(p, c);
+	unlink_conn(&p->leased, c);
 	p->ep[c->ep].in_use--;
 	p->in_use--;
 	if (keep) {
@@ -631,7 +622,7 @@ void rs_pool_maintain(struct rs_pool *p, int64_t now_ms)
 				    p->open > p->o.min_size;
 			if (!old && !idle)
 				continue;
-			unlink_idle(&p->ep[i], c);
+			unlink_conn(&p->ep[i].idle, c);
 			p->ep[i].open--;
 			p->open--;
 			c->closing = old ? RS_POOL_CLOSE_LIFETIME : RS_POOL_CLOSE_IDLE;

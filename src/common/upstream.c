@@ -602,6 +602,25 @@ int rs_upstream_call(struct rs_upstreams *ups, struct rs_upstream *u,
 	return rc;
 }
 
+int rs_call_failure(const struct rs_call_result *res, const char *service,
+		    char *msg, size_t n)
+{
+	if (res->breaker_open) {
+		snprintf(msg, n, "the %s is unavailable (circuit breaker open)", service);
+		return 503;
+	}
+	if (res->error == RS_CALL_EXHAUSTED) {
+		snprintf(msg, n, "too many requests to the %s in flight", service);
+		return 503;
+	}
+	if (res->error == RS_CALL_TIMEOUT) {
+		snprintf(msg, n, "the %s did not answer in time", service);
+		return 504;
+	}
+	snprintf(msg, n, "the %s could not be reached", service);
+	return 502;
+}
+
 /* ---- health ---- */
 
 size_t rs_upstream_nendpoints(const struct rs_upstream *u)
@@ -609,15 +628,24 @@ size_t rs_upstream_nendpoints(const struct rs_upstream *u)
 	return u->nep;
 }
 
+/* The health check's request: GET health_check_path (or the base URL),
+ * within request_timeout but never longer than CHECK_MAX_MS. */
+static struct rs_http_request health_request(const struct rs_upstream *u)
+{
+	return (struct rs_http_request){
+		.method = "GET",
+		.path = u->health_path ? u->health_path : "",
+		.timeout_ms = u->request_timeout_ms < CHECK_MAX_MS ? u->request_timeout_ms
+								 : CHECK_MAX_MS,
+	};
+}
+
 static void probe(struct rs_upstream *u, size_t i, struct rs_probe *out)
 {
-	int64_t timeout = u->request_timeout_ms < CHECK_MAX_MS ? u->request_timeout_ms : CHECK_MAX_MS;
-	struct rs_http_request req = {
-		"GET", u->health_path ? u->health_path : "", NULL, 0, NULL, timeout, NULL,
-	};
+	struct rs_http_request req = health_request(u);
 	struct rs_http_response resp;
 	int64_t t0 = rs_monotonic_ms();
-	int rc = rs_pool_perform(u->pool, i, &req, t0 + timeout, &resp);
+	int rc = rs_pool_perform(u->pool, i, &req, t0 + req.timeout_ms, &resp);
 
 	memset(out, 0, sizeof(*out));
 	rs_copy_text(out->url, sizeof(out->url), u->ep[i].url);
@@ -684,10 +712,7 @@ static bool check_one(struct rs_upstream *u, size_t i)
  * request so it is known to work. */
 static void warm(struct rs_upstream *u, size_t i, unsigned share)
 {
-	struct rs_http_request req = {
-		"GET", u->health_path ? u->health_path : "", NULL, 0, NULL,
-		u->request_timeout_ms < CHECK_MAX_MS ? u->request_timeout_ms : CHECK_MAX_MS, NULL,
-	};
+	struct rs_http_request req = health_request(u);
 
 	for (unsigned k = 0; k < share; k++) {
 		struct rs_http_response resp;

@@ -96,6 +96,13 @@ int rs_upstream_call(struct rs_upstreams *ups, struct rs_upstream *u,
 		     struct rs_breaker *b, const struct rs_call *call,
 		     struct rs_call_result *res);
 
+/* For a call that got no answer (rs_upstream_call returned -1): the HTTP
+ * status to answer the client with (503 breaker open or pool exhausted,
+ * 504 timeout, 502 otherwise) and, in msg, why in words for the client,
+ * naming the upstream as `service` ("HWA service") and no internals. */
+int rs_call_failure(const struct rs_call_result *res, const char *service,
+		    char *msg, size_t n);
+
 /* Active health checks of every endpoint, and warming the pools up to
  * min_size; blocks for up to the checks' timeouts.  Run from one
  * background thread. */

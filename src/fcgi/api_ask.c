@@ -35,14 +35,8 @@ void api_ask(struct req *r)
 	r->stage_us[STAGE_UPSTREAM] += res.upstream_us;
 	if (rc) {
 		RS_LOG(res.breaker_open ? RS_LOG_DEBUG : RS_LOG_WARNING, r->id, "ask: %s", res.detail);
-		if (res.retry_after_ms >= 0)
-			req_add_header(r, "Retry-After: %lld",
-				       (long long)((res.retry_after_ms + 999) / 1000));
-		req_error(r, res.http_status,
-			  res.breaker_open ? "circuit_open" :
-			  res.http_status == 504 ? "upstream_timeout" :
-			  res.http_status == 503 ? "upstream_unavailable" : "bad_gateway",
-			  "%s", res.message);
+		req_upstream_error(r, res.http_status, res.breaker_open, res.retry_after_ms,
+				   res.message);
 		return;
 	}
 	req_json(r, 200, res.answer);

@@ -38,16 +38,8 @@ static void answer(struct req *r, enum rs_hwa_route route)
 		RS_LOG(res.breaker_open ? RS_LOG_DEBUG : rc ? RS_LOG_WARNING : RS_LOG_NOTICE,
 		       r->id, "%s%s", res.detail, rc ? "" : "; serving the stale answer");
 	if (rc) {
-		if (res.retry_after_ms >= 0)
-			req_add_header(r, "Retry-After: %lld",
-				       (long long)((res.retry_after_ms + 999) / 1000));
-		req_error(r, res.http_status,
-			  res.http_status == 404 ? "not_found" :
-			  res.http_status == 400 ? "bad_request" :
-			  res.breaker_open ? "circuit_open" :
-			  res.http_status == 504 ? "upstream_timeout" :
-			  res.http_status == 503 ? "upstream_unavailable" : "bad_gateway",
-			  "%s", res.message);
+		req_upstream_error(r, res.http_status, res.breaker_open, res.retry_after_ms,
+				   res.message);
 		return;
 	}
 	static const char *const names[] = { "MISS", "HIT", "STALE" };

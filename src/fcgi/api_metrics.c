@@ -173,9 +173,8 @@ static int pool_metrics(struct rs_buf *b, const struct rs_upstream_info *ui, siz
 
 static int upstream_metrics(struct server *s, struct rs_buf *b)
 {
-	size_t n = rs_upstreams_count(s->ups), nb = rs_upstreams_nbreakers(s->ups);
+	size_t n = rs_upstreams_count(s->ups);
 	struct rs_upstream_info *ui;
-	int64_t now = rs_monotonic_ms();
 	int rc;
 
 	if (!n)
@@ -203,50 +202,59 @@ static int upstream_metrics(struct server *s, struct rs_buf *b)
 				ui[i].endpoint[k].state == RS_ENDPOINT_UP ||
 				ui[i].endpoint[k].state == RS_ENDPOINT_SLOW_START);
 	free(ui);
+	return rc;
+}
 
+/* One snapshot of every breaker serves all three families. */
+static int breaker_metrics(struct server *s, struct rs_buf *b)
+{
 	static const enum rs_breaker_state states[] = {
 		RS_BREAKER_CLOSED, RS_BREAKER_OPEN, RS_BREAKER_HALF_OPEN,
 		RS_BREAKER_FORCED_OPEN, RS_BREAKER_DISABLED,
 	};
-	if (rc == 0 && nb)
-		rc = family(b, "resync_breaker_state", "gauge",
-			    "1 for the state each circuit breaker is in");
-	for (size_t i = 0; i < nb && rc == 0; i++) {
-		struct rs_breaker_info bi;
-		rs_breaker_info(rs_upstreams_breaker_at(s->ups, i), now, &bi);
+	size_t nb = rs_upstreams_nbreakers(s->ups);
+	struct rs_breaker_info *bi;
+	int64_t now = rs_monotonic_ms();
+	int rc;
+
+	if (!nb)
+		return 0;
+	if (!(bi = calloc(nb, sizeof(*bi))))
+		return -1;
+	for (size_t i = 0; i < nb; i++)
+		rs_breaker_info(rs_upstreams_breaker_at(s->ups, i), now, &bi[i]);
+	rc = family(b, "resync_breaker_state", "gauge",
+		    "1 for the state each circuit breaker is in");
+	for (size_t i = 0; i < nb && rc == 0; i++)
 		for (size_t k = 0; k < RS_ARRAY_SIZE(states) && rc == 0; k++)
 			rc = rs_buf_printf(b, "resync_breaker_state{breaker=\"%s\",state=\"%s\"} %d\n",
-					   bi.name, rs_breaker_state_name(states[k]),
-					   bi.state == states[k]);
-	}
-	if (rc == 0 && nb)
+					   bi[i].name, rs_breaker_state_name(states[k]),
+					   bi[i].state == states[k]);
+	if (rc == 0)
 		rc = family(b, "resync_breaker_calls_total", "counter",
 			    "calls through each breaker by outcome; rejected: refused while open");
-	for (size_t i = 0; i < nb && rc == 0; i++) {
-		struct rs_breaker_info bi;
-		rs_breaker_info(rs_upstreams_breaker_at(s->ups, i), now, &bi);
+	for (size_t i = 0; i < nb && rc == 0; i++)
 		rc = rs_buf_printf(b,
 			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"success\"} %llu\n"
 			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"failure\"} %llu\n"
 			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"ignored\"} %llu\n"
 			"resync_breaker_calls_total{breaker=\"%s\",outcome=\"rejected\"} %llu\n",
-			bi.name, (unsigned long long)bi.successes, bi.name,
-			(unsigned long long)bi.failures, bi.name, (unsigned long long)bi.ignored,
-			bi.name, (unsigned long long)bi.rejected);
-	}
-	if (rc == 0 && nb)
+			bi[i].name, (unsigned long long)bi[i].successes, bi[i].name,
+			(unsigned long long)bi[i].failures, bi[i].name,
+			(unsigned long long)bi[i].ignored, bi[i].name,
+			(unsigned long long)bi[i].rejected);
+	if (rc == 0)
 		rc = family(b, "resync_breaker_transitions_total", "counter",
 			    "state changes of each breaker, by the state entered");
-	for (size_t i = 0; i < nb && rc == 0; i++) {
-		struct rs_breaker_info bi;
-		rs_breaker_info(rs_upstreams_breaker_at(s->ups, i), now, &bi);
+	for (size_t i = 0; i < nb && rc == 0; i++)
 		rc = rs_buf_printf(b,
 			"resync_breaker_transitions_total{breaker=\"%s\",to=\"open\"} %llu\n"
 			"resync_breaker_transitions_total{breaker=\"%s\",to=\"half_open\"} %llu\n"
 			"resync_breaker_transitions_total{breaker=\"%s\",to=\"closed\"} %llu\n",
-			bi.name, (unsigned long long)bi.opened, bi.name,
-			(unsigned long long)bi.half_opened, bi.name, (unsigned long long)bi.closed);
-	}
+			bi[i].name, (unsigned long long)bi[i].opened, bi[i].name,
+			(unsigned long long)bi[i].half_opened, bi[i].name,
+			(unsigned long long)bi[i].closed);
+	free(bi);
 	return rc;
 }
 
@@ -256,7 +264,8 @@ void api_metrics(struct req *r)
 
 	rs_buf_init(&b, PROM_MAX);
 	if (rs_metrics_render(r->srv->metrics, &b) < 0 || cache_metrics(r->srv, &b) < 0 ||
-	    server_metrics(r->srv, &b) < 0 || upstream_metrics(r->srv, &b) < 0) {
+	    server_metrics(r->srv, &b) < 0 || upstream_metrics(r->srv, &b) < 0 ||
+	    breaker_metrics(r->srv, &b) < 0) {
 		rs_buf_free(&b);
 		req_error(r, 500, "internal_error", "the metrics could not be rendered");
 		return;

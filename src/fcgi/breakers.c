@@ -83,6 +83,28 @@ static void log_events(const struct rs_breaker_event *ev, size_t n)
 		       ev[i].reason, ev[i].actor[0] ? ", by " : "", ev[i].actor);
 }
 
+/* Log breaker i's queued transitions and, with a database, save its
+ * state with them (when there are any, or when force).  Events taken but
+ * not saved are logged, not retried: the state saved next is still
+ * right. */
+static int flush(struct server *s, struct rs_db *db, size_t i, int64_t now,
+		 bool force, struct rs_err *err)
+{
+	struct rs_breaker *b = rs_upstreams_breaker_at(s->ups, i);
+	struct rs_breaker_event ev[EVENTS_PER_SYNC];
+	size_t n = rs_breaker_take_events(b, ev, EVENTS_PER_SYNC);
+	struct rs_breaker_info bi;
+
+	log_events(ev, n);
+	if (!db || (!n && !force))
+		return 0;
+	rs_breaker_info(b, now, &bi);
+	if (rs_breaker_db_save(db, s->origin, &bi, ev, n, err) < 0)
+		return -1;
+	seen[i].saved_ms = now;
+	return 0;
+}
+
 /* Apply commands newer than what we saw; 0 or -1 with err. */
 static int apply_commands(struct server *s, struct rs_db *db, struct rs_err *err)
 {
@@ -96,6 +118,7 @@ static int apply_commands(struct server *s, struct rs_db *db, struct rs_err *err
 	for (size_t i = 0; i < nseen; i++) {
 		struct rs_breaker *b = rs_upstreams_breaker_at(s->ups, i);
 		struct rs_breaker_row *row = find_row(rows, n, rs_breaker_name(b));
+		struct rs_breaker_event ev[EVENTS_PER_SYNC];
 
 		if (!row || row->generation <= seen[i].generation)
 			continue;
@@ -104,15 +127,8 @@ static int apply_commands(struct server *s, struct rs_db *db, struct rs_err *err
 			continue;
 		/* transitions before the command are saved as usual; the
 		 * command's own event resyncctl wrote itself: log ours only */
-		struct rs_breaker_event ev[EVENTS_PER_SYNC];
-		struct rs_breaker_info bi;
-		size_t nev = rs_breaker_take_events(b, ev, EVENTS_PER_SYNC);
-		if (nev) {
-			log_events(ev, nev);
-			rs_breaker_info(b, now, &bi);
-			if (rs_breaker_db_save(db, s->origin, &bi, ev, nev, err) < 0)
-				rc = -1;
-		}
+		if (flush(s, db, i, now, false, err) < 0)
+			rc = -1;
 		rs_breaker_command(b, row->command, row->command_actor, now);
 		log_events(ev, rs_breaker_take_events(b, ev, EVENTS_PER_SYNC));
 		seen[i].saved_ms = 0;      /* save the new state now */
@@ -123,26 +139,14 @@ static int apply_commands(struct server *s, struct rs_db *db, struct rs_err *err
 
 int breakers_sync(struct server *s, struct rs_db *db, struct rs_err *err)
 {
-	struct rs_breaker_event ev[EVENTS_PER_SYNC];
 	int64_t now = rs_monotonic_ms();
 	int rc = db ? apply_commands(s, db, err) : 0;
 
 	for (size_t i = 0; i < nseen; i++) {
-		struct rs_breaker *b = rs_upstreams_breaker_at(s->ups, i);
-		size_t n = rs_breaker_take_events(b, ev, EVENTS_PER_SYNC);
-		struct rs_breaker_info bi;
+		bool due = !seen[i].saved_ms || now - seen[i].saved_ms >= SAVE_EVERY_MS;
 
-		log_events(ev, n);
-		if (!db || (!n && seen[i].saved_ms && now - seen[i].saved_ms < SAVE_EVERY_MS))
-			continue;
-		rs_breaker_info(b, now, &bi);
-		/* events taken but not saved are logged, not retried: the
-		 * state saved next time is still right */
-		if (rs_breaker_db_save(db, s->origin, &bi, ev, n, err) < 0) {
+		if (flush(s, db, i, now, due, err) < 0)
 			rc = -1;
-			continue;
-		}
-		seen[i].saved_ms = now;
 	}
 	return rc;
 }

@@ -132,6 +132,20 @@ void req_add_header_str(struct req *r, const char *line)
 	}
 }
 
+void req_upstream_error(struct req *r, int status, bool breaker_open,
+			int64_t retry_after_ms, const char *message)
+{
+	if (retry_after_ms >= 0)
+		req_add_header(r, "Retry-After: %lld", (long long)((retry_after_ms + 999) / 1000));
+	req_error(r, status,
+		  status == 404 ? "not_found" :
+		  status == 400 ? "bad_request" :
+		  breaker_open ? "circuit_open" :
+		  status == 504 ? "upstream_timeout" :
+		  status == 503 ? "upstream_unavailable" : "bad_gateway",
+		  "%s", message);
+}
+
 void req_json(struct req *r, int status, json_t *body)
 {
 	rs_buf_reset(&r->out);

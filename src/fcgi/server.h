@@ -176,6 +176,11 @@ void req_json(struct req *r, int status, json_t *body);
 /* The error body of the house style; `message` is a printf format. */
 void req_error(struct req *r, int status, const char *code, const char *fmt,
 	       ...) RS_PRINTF(4, 5);
+/* The error answer when an upstream call gave nothing to serve: the code
+ * from the status (circuit_open when the breaker refused), and
+ * Retry-After in whole seconds when known (retry_after_ms >= 0). */
+void req_upstream_error(struct req *r, int status, bool breaker_open,
+			int64_t retry_after_ms, const char *message);
 /* Serialise the response (headers, gzip) into *wire; 0 or -1 (no memory). */
 int req_render(struct req *r, struct rs_buf *wire);
 void req_free(struct req *r);

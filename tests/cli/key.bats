@@ -41,6 +41,9 @@ load helpers
 	run --separate-stderr rctl key generate 'two words'
 	assert_status 2
 	assert_stderr_has "invalid key name 'two words'"
+	run --separate-stderr rctl key generate "$(printf 'k%.0s' $(seq 65))"
+	assert_status 2
+	assert_stderr_has "invalid key name"
 	run --separate-stderr rctl key generate -r root x
 	assert_status 2
 	assert_stderr_has "invalid role 'root'"
