@@ -35,6 +35,8 @@ const struct rs_schema_section rs_schema_sections[] = {
 	{ "key", true, "an API key, stored as its SHA-256 hash, with a role" },
 	{ "ratelimit", false, "token-bucket rate limits per client" },
 	{ "cors", false, "cross-origin resource sharing policy for browsers" },
+	{ "idempotency", false, "Idempotency-Key handling of POST, PUT, PATCH and DELETE requests" },
+	{ "alerts", false, "incident notifications to a webhook" },
 	{ "audit", false, "the hash-chained audit log" },
 	{ "log", false, "the process log" },
 };
@@ -258,9 +260,15 @@ const struct rs_schema_key rs_schema_keys[] = {
 	{ "ratelimit", "enabled", RS_T_BOOL, "true", 0, 0, NULL, NULL, 0,
 	  "apply rate limits" },
 	{ "ratelimit", "requests_per_second", RS_T_INT, "10", 1, 1000000, NULL, NULL, 0,
-	  "sustained requests per second per client (token refill rate)" },
+	  "sustained reads (GET, HEAD) per second per client (token refill rate)" },
 	{ "ratelimit", "burst", RS_T_INT, "20", 1, 1000000, NULL, NULL, 0,
-	  "requests a client may make at once (bucket size)" },
+	  "reads a client may make at once (bucket size)" },
+	{ "ratelimit", "write_requests_per_second", RS_T_INT, "1", 1, 1000000, NULL, NULL, 0,
+	  "sustained writes (POST: purges, questions to the LLM) per second per client" },
+	{ "ratelimit", "write_burst", RS_T_INT, "5", 1, 1000000, NULL, NULL, 0,
+	  "writes a client may make at once" },
+	{ "ratelimit", "max_clients", RS_T_INT, "65536", 16, 16777216, NULL, NULL, 0,
+	  "buckets kept at most; when full, the least recently used is forgotten (restart to change)" },
 
 	/* [cors] */
 	{ "cors", "allowed_origins", RS_T_LIST, "", 0, 0, NULL,
@@ -276,6 +284,33 @@ const struct rs_schema_key rs_schema_keys[] = {
 	  "allow cookies and credentials in cross-origin requests" },
 	{ "cors", "max_age", RS_T_DURATION, "10m", 0, D(1), NULL, NULL, 0,
 	  "how long browsers may cache a preflight answer" },
+
+	/* [idempotency] */
+	{ "idempotency", "ttl", RS_T_DURATION, "24h", 1000, D(30), NULL, NULL, 0,
+	  "how long a key's stored response is replayed; after that the key is new again" },
+	{ "idempotency", "lock_timeout", RS_T_DURATION, "2m", 1000, H(1), NULL, NULL, 0,
+	  "a request still running after this (its process died) no longer holds its key" },
+	{ "idempotency", "max_response", RS_T_SIZE, "1MB", 1024, 64 * 1024 * 1024, NULL, NULL, 0,
+	  "largest response stored for replay; a larger one releases its key instead" },
+
+	/* [alerts] */
+	{ "alerts", "webhook_url", RS_T_STRING, NULL, 0, 0, NULL, "^https?://[^[:space:]/]+(/[^[:space:]]*)?$",
+	  RS_K_SECRET,
+	  "where incident notifications are POSTed as JSON; unset: no notifications" },
+	{ "alerts", "webhook_format", RS_T_ENUM, "generic", 0, 0, "generic|slack", NULL, 0,
+	  "generic JSON, or a Slack incoming-webhook message" },
+	{ "alerts", "repeat_interval", RS_T_DURATION, "30m", 1000, D(1), NULL, NULL, 0,
+	  "an incident still going on is notified again after this" },
+	{ "alerts", "max_per_minute", RS_T_INT, "10", 1, 1000, NULL, NULL, 0,
+	  "notifications sent per minute at most; more are counted and dropped" },
+	{ "alerts", "timeout", RS_T_DURATION, "5s", 100, 60000, NULL, NULL, 0,
+	  "longest one notification may take to send" },
+	{ "alerts", "error_rate_percent", RS_T_INT, "5", 1, 100, NULL, NULL, 0,
+	  "share of 5xx answers over a minute that is an incident" },
+	{ "alerts", "p95_latency", RS_T_DURATION, "1s", 1, 600000, NULL, NULL, 0,
+	  "95th percentile request time over a minute that is an incident" },
+	{ "alerts", "memory_percent", RS_T_INT, "90", 1, 100, NULL, NULL, 0,
+	  "cache memory use, as a share of [cache] max_memory, that is an incident" },
 
 	/* [audit] */
 	{ "audit", "enabled", RS_T_BOOL, "true", 0, 0, NULL, NULL, 0,

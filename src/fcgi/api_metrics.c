@@ -258,6 +258,53 @@ static int breaker_metrics(struct server *s, struct rs_buf *b)
 	return rc;
 }
 
+/* Steps 3 and 5 of the chain.  Origins are label values only once the
+ * monitor judged them well formed (letters, digits, '.', ':', '/', '-'). */
+static int door_metrics(struct server *s, struct rs_buf *b)
+{
+	static const char *const classes[] = { "read", "write" };
+	struct rs_rl_stats st;
+	struct rs_cors_origin_count oc[RS_CORS_ORIGINS + 2];
+	int rc;
+
+	rc = family(b, "resync_ratelimit_requests_total", "counter",
+		    "requests through the rate limiter by class and result");
+	for (int c = 0; c < 2 && rc == 0; c++)
+		rc = rs_buf_printf(b,
+			"resync_ratelimit_requests_total{class=\"%s\",result=\"allowed\"} %llu\n"
+			"resync_ratelimit_requests_total{class=\"%s\",result=\"limited\"} %llu\n",
+			classes[c], (unsigned long long)atomic_load(&s->rl_counts[c][0]),
+			classes[c], (unsigned long long)atomic_load(&s->rl_counts[c][1]));
+	if (rc == 0 && s->rl) {
+		rs_ratelimit_stats(s->rl, rs_monotonic_us(), &st);
+		rc = rs_prom_sample(b, "resync_ratelimit_clients", "gauge",
+				    "clients whose bucket is not full", NULL, (double)st.clients);
+		if (rc == 0)
+			rc = rs_prom_sample(b, "resync_ratelimit_evictions_total", "counter",
+					    "buckets forgotten to make room ([ratelimit] max_clients)",
+					    NULL, (double)st.evicted);
+	}
+	if (rc == 0)
+		rc = rs_buf_printf(b, "# HELP resync_cors_preflights_total CORS preflight requests by result\n"
+				      "# TYPE resync_cors_preflights_total counter\n"
+				      "resync_cors_preflights_total{result=\"allowed\"} %llu\n"
+				      "resync_cors_preflights_total{result=\"refused\"} %llu\n",
+				   (unsigned long long)atomic_load(&s->preflights[0]),
+				   (unsigned long long)atomic_load(&s->preflights[1]));
+	size_t n = rs_cors_monitor_snapshot(&s->cors_mon, oc, RS_ARRAY_SIZE(oc));
+	if (rc == 0)
+		rc = family(b, "resync_cors_violations_total", "counter",
+			    "cross-origin requests refused, by origin and what was not allowed");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		for (int v = 0; v < 3 && rc == 0; v++)
+			if (oc[i].count[v])
+				rc = rs_buf_printf(b, "resync_cors_violations_total{origin=\"%s\",reason=\"%s\"} %llu\n",
+						   oc[i].origin,
+						   rs_cors_violation_name((enum rs_cors_violation)v),
+						   (unsigned long long)oc[i].count[v]);
+	return rc;
+}
+
 void api_metrics(struct req *r)
 {
 	struct rs_buf b;
@@ -265,7 +312,7 @@ void api_metrics(struct req *r)
 	rs_buf_init(&b, PROM_MAX);
 	if (rs_metrics_render(r->srv->metrics, &b) < 0 || cache_metrics(r->srv, &b) < 0 ||
 	    server_metrics(r->srv, &b) < 0 || upstream_metrics(r->srv, &b) < 0 ||
-	    breaker_metrics(r->srv, &b) < 0) {
+	    breaker_metrics(r->srv, &b) < 0 || door_metrics(r->srv, &b) < 0) {
 		rs_buf_free(&b);
 		req_error(r, 500, "internal_error", "the metrics could not be rendered");
 		return;

@@ -69,6 +69,27 @@ static int load_keys(struct srv_conf *c, struct rs_err *err)
 	return 0;
 }
 
+static void list_of(const struct rs_conf_section *sec, const char *key,
+		    char *const **items, size_t *n)
+{
+	const struct rs_conf_value *v = sec ? rs_conf_get(sec, key) : NULL;
+
+	*items = v && v->ok ? v->items : NULL;
+	*n = v && v->ok ? v->nitems : 0;
+}
+
+static void load_cors(struct srv_conf *c)
+{
+	const struct rs_conf_section *sec = rs_config_find(c->cfg, "cors", NULL);
+	struct rs_cors_policy *p = &c->cors;
+
+	list_of(sec, "allowed_origins", &p->origins, &p->norigins);
+	list_of(sec, "allowed_methods", &p->methods, &p->nmethods);
+	list_of(sec, "allowed_headers", &p->headers, &p->nheaders);
+	p->credentials = rs_config_num(c->cfg, "cors", "allow_credentials") != 0;
+	p->max_age_ms = rs_config_num(c->cfg, "cors", "max_age");
+}
+
 struct srv_conf *srv_conf_new(struct rs_config *cfg, struct rs_err *err)
 {
 	struct srv_conf *c = calloc(1, sizeof(*c));
@@ -96,6 +117,12 @@ struct srv_conf *srv_conf_new(struct rs_config *cfg, struct rs_err *err)
 		c->jwt.audience = rs_config_str(cfg, "auth", "jwt_audience");
 		c->jwt.leeway_ms = JWT_LEEWAY_MS;
 	}
+	load_cors(c);
+	c->rl_on = rs_config_num(cfg, "ratelimit", "enabled") != 0;
+	c->rl_rate[RL_READ] = (double)rs_config_num(cfg, "ratelimit", "requests_per_second");
+	c->rl_burst[RL_READ] = (uint32_t)rs_config_num(cfg, "ratelimit", "burst");
+	c->rl_rate[RL_WRITE] = (double)rs_config_num(cfg, "ratelimit", "write_requests_per_second");
+	c->rl_burst[RL_WRITE] = (uint32_t)rs_config_num(cfg, "ratelimit", "write_burst");
 	if (load_keys(c, err) < 0) {
 		c->cfg = NULL;   /* the caller keeps cfg on failure */
 		srv_conf_free(c);

@@ -567,7 +567,10 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nroutes && i < RS_ARRAY_SIZE(names); i++)
 		names[i] = routes[i].pattern;
 	s->metrics = rs_metrics_new(names, nroutes, &err);
-	if (!s->metrics || rs_pool_global_init(&err) < 0) {
+	rs_cors_monitor_init(&s->cors_mon);
+	if (!s->metrics || rs_pool_global_init(&err) < 0 ||
+	    rs_ratelimit_new(&s->rl, (size_t)rs_config_num(cfg, "ratelimit", "max_clients"),
+			     &err) < 0) {
 		fprintf(stderr, "resync-fcgi: cannot initialise: %s\n",
 			s->metrics ? err.msg : "out of memory");
 		goto out_cfg;
@@ -667,6 +670,8 @@ out_cfg:
 	if (s->conf)
 		srv_conf_free(s->conf);
 	rs_metrics_free(s->metrics);
+	rs_ratelimit_free(s->rl);
+	rs_cors_monitor_destroy(&s->cors_mon);
 	free(s->db_path);
 	curl_global_cleanup();
 	rs_log_shutdown();

@@ -5,9 +5,8 @@
  *   4. authentication    5. rate limit          6. idempotency
  *   7. handler, then the access log and metrics (serve_done)
  * A step that answers the request (an error) ends the chain; the headers
- * of steps 1 and 2 are on every response, errors included.  Steps 3, 5 and
- * 6 belong to the API-security work and are not here yet; step 4 knows API
- * keys from [key NAME] sections.
+ * of steps 1 and 2 are on every response, errors included.  Step 3 is in
+ * mw_cors.c, step 5 in mw_ratelimit.c, step 6 in mw_idempotency.c.
  */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -98,6 +97,8 @@ static int authenticate_jwt(struct req *r, const char *token, enum role need)
 	if (e != RS_JWT_OK) {
 		RS_LOG(RS_LOG_NOTICE, r->id, "JWT refused from %s: %s",
 		       r->remote_addr ? r->remote_addr : "-", rs_jwt_error_name(e));
+		if (ratelimit_auth_failure(r))
+			return -1;
 		req_add_header_str(r, "WWW-Authenticate: Bearer error=\"invalid_token\"");
 		req_error(r, 401, "unauthorized", "authentication required");
 		return -1;
@@ -141,6 +142,8 @@ static int authenticate(struct req *r, enum role need)
 		if (!found) {
 			RS_LOG(RS_LOG_NOTICE, r->id, "authentication failed from %s",
 			       r->remote_addr ? r->remote_addr : "-");
+			if (ratelimit_auth_failure(r))
+				return -1;
 			req_add_header_str(r, "WWW-Authenticate: Bearer");
 			req_error(r, 401, "unauthorized", "authentication required");
 			return -1;
@@ -195,13 +198,24 @@ void serve(struct req *r)
 	r->head = strcmp(r->method, "HEAD") == 0;
 
 	enum role need = r->route >= 0 ? routes[r->route].role : ROLE_NONE;
-	int rc = authenticate(r, need);
+	bool safe = strcmp(r->method, "GET") == 0 || r->head;
+	int rc = cors_step(r, path_known);
+	if (rc == 0)
+		rc = authenticate(r, need);
+	if (rc == 0)
+		rc = ratelimit_step(r, r->route >= 0 ? routes[r->route].rl
+					     : safe ? RL_READ : RL_WRITE);
 	r->stage_us[STAGE_MIDDLEWARE] += rs_monotonic_us() - t0;
 	if (rc < 0)
 		return;
 
 	if (r->route < 0) {
-		if (path_known) {
+		if (path_known && strcmp(r->method, "OPTIONS") == 0) {
+			char allow[128];
+			route_allow(r->path, allow, sizeof(allow));
+			req_add_header(r, "Allow: %s, OPTIONS", allow);
+			r->status = 204;
+		} else if (path_known) {
 			char allow[128];
 			route_allow(r->path, allow, sizeof(allow));
 			req_add_header(r, "Allow: %s", allow);

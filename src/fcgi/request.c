@@ -42,7 +42,11 @@ void req_scan(struct req *r)
 		P("CONTENT_LENGTH", content_length), P("CONTENT_TYPE", content_type),
 		P("HTTP_X_REQUEST_ID", request_id), P("HTTP_X_API_KEY", api_key),
 		P("HTTP_AUTHORIZATION", authorization),
-		P("HTTP_ACCEPT_ENCODING", accept_encoding),
+		P("HTTP_ACCEPT_ENCODING", accept_encoding), P("HTTP_ORIGIN", origin),
+		P("HTTP_HOST", host),
+		P("HTTP_ACCESS_CONTROL_REQUEST_METHOD", acr_method),
+		P("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", acr_headers),
+		P("HTTP_IDEMPOTENCY_KEY", idempotency_key),
 #undef P
 	};
 	static size_t lens[RS_ARRAY_SIZE(want)];
@@ -262,11 +266,14 @@ int req_render(struct req *r, struct rs_buf *wire)
 	/* one snprintf on the stack: the wire buffer is empty here, and
 	 * rs_buf_printf would measure first */
 	char head[256];
-	int n = snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\n", r->status, reason(r->status),
-			 r->content_type ? r->content_type
-					 : "application/json; charset=utf-8",
-			 blen);
+	int n = r->status == 204
+		/* no body, and RFC 9110 forbids a Content-Length on a 204 */
+		? snprintf(head, sizeof(head), "Status: 204 No Content\r\n")
+		: snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\n"
+			   "Content-Length: %zu\r\n", r->status, reason(r->status),
+			   r->content_type ? r->content_type
+					   : "application/json; charset=utf-8",
+			   blen);
 	rc |= n > 0 && (size_t)n < sizeof(head) ? rs_buf_append(wire, head, (size_t)n) : -1;
 	if (compress)
 		rc |= rs_buf_puts(wire, "Content-Encoding: gzip\r\n");

@@ -12,21 +12,22 @@
 #include "util.h"
 
 const struct route routes[] = {
-	{ "GET", "/api/health", ROLE_NONE, api_health },
-	{ "GET", "/api/health/live", ROLE_NONE, api_health_live },
-	{ "GET", "/api/health/ready", ROLE_NONE, api_health_ready },
-	{ "GET", "/api/status", ROLE_ADMIN, api_status },
-	{ "GET", "/api/cache/stats", ROLE_VIEWER, api_cache_stats },
-	{ "POST", "/api/cache/purge", ROLE_ADMIN, api_cache_purge },
-	{ "GET", "/metrics", ROLE_VIEWER, api_metrics },
-	{ "GET", "/api/system/status", ROLE_VIEWER, api_hwa_system_status },
-	{ "GET", "/api/workstations/status", ROLE_VIEWER, api_hwa_workstations_status },
-	{ "GET", "/api/jobs/status", ROLE_VIEWER, api_hwa_jobs_status },
-	{ "GET", "/api/jobs/{id}", ROLE_VIEWER, api_hwa_job },
-	{ "GET", "/api/workstations", ROLE_VIEWER, api_hwa_workstations },
-	{ "GET", "/api/workstations/{name}", ROLE_VIEWER, api_hwa_workstation },
-	{ "GET", "/api/plan/jobstreams", ROLE_VIEWER, api_hwa_jobstreams },
-	{ "POST", "/api/ask", ROLE_OPERATOR, api_ask },
+	{ "GET", "/api/health", ROLE_NONE, RL_READ, api_health },
+	/* orchestrators' probes: cheap, and refusing them would restart us */
+	{ "GET", "/api/health/live", ROLE_NONE, RL_EXEMPT, api_health_live },
+	{ "GET", "/api/health/ready", ROLE_NONE, RL_EXEMPT, api_health_ready },
+	{ "GET", "/api/status", ROLE_ADMIN, RL_READ, api_status },
+	{ "GET", "/api/cache/stats", ROLE_VIEWER, RL_READ, api_cache_stats },
+	{ "POST", "/api/cache/purge", ROLE_ADMIN, RL_WRITE, api_cache_purge },
+	{ "GET", "/metrics", ROLE_VIEWER, RL_READ, api_metrics },
+	{ "GET", "/api/system/status", ROLE_VIEWER, RL_READ, api_hwa_system_status },
+	{ "GET", "/api/workstations/status", ROLE_VIEWER, RL_READ, api_hwa_workstations_status },
+	{ "GET", "/api/jobs/status", ROLE_VIEWER, RL_READ, api_hwa_jobs_status },
+	{ "GET", "/api/jobs/{id}", ROLE_VIEWER, RL_READ, api_hwa_job },
+	{ "GET", "/api/workstations", ROLE_VIEWER, RL_READ, api_hwa_workstations },
+	{ "GET", "/api/workstations/{name}", ROLE_VIEWER, RL_READ, api_hwa_workstation },
+	{ "GET", "/api/plan/jobstreams", ROLE_VIEWER, RL_READ, api_hwa_jobstreams },
+	{ "POST", "/api/ask", ROLE_OPERATOR, RL_WRITE, api_ask },
 };
 const size_t nroutes = RS_ARRAY_SIZE(routes);
 

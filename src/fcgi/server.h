@@ -28,13 +28,18 @@
 #include "ask.h"
 #include "buf.h"
 #include "config.h"
+#include "cors.h"
 #include "db.h"
 #include "hwa.h"
 #include "jwt.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "upstream.h"
 
+
+/* Rate-limit classes: each client has a bucket per class. */
+enum rl_class { RL_READ, RL_WRITE, RL_EXEMPT };
 
 /* Roles, in order: a route needing ROLE_VIEWER admits operator and admin. */
 enum role { ROLE_NONE, ROLE_VIEWER, ROLE_OPERATOR, ROLE_ADMIN };
@@ -65,6 +70,12 @@ struct srv_conf {
 	/* HS256 bearer tokens; jwt.secret NULL: JWT off.  Strings borrowed
 	 * from cfg. */
 	struct rs_jwt_options jwt;
+	/* [cors]: lists borrowed from cfg */
+	struct rs_cors_policy cors;
+	/* [ratelimit], by enum rl_class (RL_READ, RL_WRITE) */
+	bool rl_on;
+	double rl_rate[2];
+	uint32_t rl_burst[2];
 	unsigned refs;              /* under server.conf_lock */
 };
 
@@ -98,6 +109,12 @@ struct server {
 	struct rs_upstreams *ups;
 	struct rs_hwa *hwa;
 	struct rs_ask *ask;         /* NULL: no LLM configured */
+
+	/* the door (mw_cors.c, mw_ratelimit.c) */
+	struct rs_ratelimit *rl;
+	struct rs_cors_monitor cors_mon;
+	atomic_uint_least64_t rl_counts[2][2];   /* [class][limited] */
+	atomic_uint_least64_t preflights[2];     /* [refused] */
 };
 
 /* Reference to the current configuration; release with conf_put. */
@@ -135,7 +152,8 @@ struct req {
 		const char *request_uri, *request_method, *query_string,
 			*https, *request_scheme, *remote_addr, *content_length,
 			*content_type, *request_id, *api_key, *authorization,
-			*accept_encoding;
+			*accept_encoding, *origin, *host, *acr_method,
+			*acr_headers, *idempotency_key;
 	} p;
 
 	/* body, read by request_read_body */
@@ -199,6 +217,7 @@ struct route {
 	const char *pattern;        /* exact path, or ending in "/{id}" or
 				     * "/{name}": one more path segment */
 	enum role role;
+	enum rl_class rl;
 	handler_fn handler;
 };
 extern const struct route routes[];
@@ -215,6 +234,14 @@ void req_begin(struct req *r);
 void req_begin_headers(struct req *r);
 /* The rest of the chain and the handler (middleware.c). */
 void serve(struct req *r);
+/* Step 3 (mw_cors.c): 0 to go on, -1 when answered (a preflight, or a
+ * refused cross-origin write). */
+int cors_step(struct req *r, bool path_known);
+/* Step 5 (mw_ratelimit.c): 0, or -1 with 429 answered. */
+int ratelimit_step(struct req *r, enum rl_class cls);
+/* A failed authentication costs the client address a read token: true
+ * when it had none left (answered 429 instead of 401). */
+bool ratelimit_auth_failure(struct req *r);
 /* After the answer is sent: access log, metrics, slow-request log. */
 void serve_done(struct req *r);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # API keys through nginx: roles, expiry, rotation with its grace period
-# (and, as issue 6 lands, JWT, CORS, rate limits, idempotency).
+# JWT, CORS, rate limits, idempotency.
 
 load helpers
 
@@ -132,4 +132,137 @@ claims() {
 	rs_start
 	req GET /api/cache/stats -H "Authorization: Bearer $(jwt "$(claims ',"role":"viewer"')")"
 	assert_error 401 unauthorized
+}
+
+# ---- CORS ----------------------------------------------------------------
+
+cors_conf() {
+	rs_conf "cors.allowed_origins=https://app.example.com, https://*.dash.example.com" \
+		"cors.allowed_methods=GET, POST" "cors.max_age=5m"
+}
+
+@test "CORS: an allowed origin's preflight gets the policy; the actual request gets Allow-Origin" {
+	cors_conf
+	rs_start
+	req OPTIONS /api/cache/purge -H 'Origin: https://a.dash.example.com' \
+		-H 'Access-Control-Request-Method: POST' \
+		-H 'Access-Control-Request-Headers: content-type, x-api-key'
+	assert_code 204
+	assert_header Access-Control-Allow-Origin https://a.dash.example.com
+	assert_header Access-Control-Allow-Methods 'GET, HEAD, POST'
+	assert_header_matches Access-Control-Allow-Headers 'X-API-Key'
+	assert_header Access-Control-Max-Age 300
+	assert_no_header Access-Control-Allow-Credentials
+	assert_header_matches Vary '^Origin'
+	req_viewer GET /api/cache/stats -H 'Origin: https://app.example.com'
+	assert_code 200
+	assert_header Access-Control-Allow-Origin https://app.example.com
+	assert_header_matches Access-Control-Expose-Headers 'X-Request-ID.*RateLimit-Remaining'
+	assert_header Vary Origin
+	# a request from our own origin is not cross-origin
+	req_viewer GET /api/cache/stats -H "Origin: http://127.0.0.1:$HTTP_PORT"
+	assert_code 200
+	assert_no_header Access-Control-Allow-Origin
+}
+
+@test "CORS: a refused origin, method or header gets 403 and no CORS headers; /metrics counts it" {
+	cors_conf
+	rs_start
+	req OPTIONS /api/cache/stats -H 'Origin: https://evil.example.org' \
+		-H 'Access-Control-Request-Method: GET'
+	assert_error 403 cors_refused
+	assert_no_header Access-Control-Allow-Origin
+	req OPTIONS /api/cache/purge -H 'Origin: https://app.example.com' \
+		-H 'Access-Control-Request-Method: DELETE'
+	assert_error 403 cors_refused
+	req OPTIONS /api/cache/purge -H 'Origin: https://app.example.com' \
+		-H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: X-Evil'
+	assert_error 403 cors_refused
+	# pattern tricks
+	req OPTIONS /api/cache/stats -H 'Origin: https://dash.example.com.evil.org' \
+		-H 'Access-Control-Request-Method: GET'
+	assert_error 403 cors_refused
+	# a read from a refused origin is answered without CORS headers (the
+	# browser hides it); a write is refused outright
+	req_viewer GET /api/cache/stats -H 'Origin: https://evil.example.org'
+	assert_code 200
+	assert_no_header Access-Control-Allow-Origin
+	req_admin POST /api/cache/purge -H 'Origin: https://evil.example.org' \
+		-H 'Content-Type: application/json' -d '{"prefix":"x"}'
+	assert_error 403 cors_refused
+	req_viewer GET /metrics
+	grep -q '^resync_cors_violations_total{origin="https://evil.example.org",reason="origin"} 3$' <<<"$output"
+	grep -q '^resync_cors_violations_total{origin="https://app.example.com",reason="method"} 1$' <<<"$output"
+	grep -q '^resync_cors_violations_total{origin="https://app.example.com",reason="header"} 1$' <<<"$output"
+	grep -q '^resync_cors_preflights_total{result="refused"} 4$' <<<"$output"
+	# logged once per origin per minute, not per request
+	[ "$(grep -c 'CORS violation from https://evil.example.org' "$T/resync.log")" = 1 ]
+}
+
+@test "CORS: OPTIONS without a preflight lists the methods; unknown paths are 404" {
+	rs_start
+	req OPTIONS /api/cache/purge
+	assert_code 204
+	assert_header Allow 'POST, OPTIONS'
+	req OPTIONS /api/nothing -H 'Origin: https://app.example.com' \
+		-H 'Access-Control-Request-Method: GET'
+	assert_error 404 not_found
+}
+
+# ---- rate limits -----------------------------------------------------------
+
+# burst N PATH [CURL ARGS...]: N requests over one connection, quickly
+# (one curl: a process per request would let buckets refill); $codes gets
+# the statuses, space-separated.
+burst() {
+	local n=$1 path=$2 urls=()
+	shift 2
+	for ((i = 0; i < n; i++)); do urls+=(-o /dev/null "$RS_URL$path"); done
+	codes=$(curl -sS --max-time 20 -w '%{http_code} ' "$@" "${urls[@]}")
+	codes=${codes% }
+}
+
+@test "rate limit: the burst passes with RateLimit headers, then 429 with Retry-After, then recovery" {
+	rs_conf ratelimit.enabled=true ratelimit.requests_per_second=1 ratelimit.burst=3
+	rs_start
+	req_viewer GET /api/cache/stats
+	assert_code 200
+	assert_header RateLimit-Limit 3
+	assert_header RateLimit-Remaining 2
+	assert_header_matches RateLimit-Reset '^1$'
+	burst 4 /api/cache/stats -H "X-API-Key: $VIEWER_KEY"
+	[[ $codes == "200 200 429 429" ]] || { echo "codes: $codes"; false; }
+	req_viewer GET /api/cache/stats
+	assert_error 429 rate_limited
+	assert_header Retry-After 1
+	assert_header RateLimit-Remaining 0
+	assert_header_matches RateLimit-Reset '^[23]$'
+	# another client (the admin key) has its own bucket
+	req_admin GET /api/cache/stats
+	assert_code 200
+	# probes are never limited
+	req GET /api/health/live
+	assert_code 200
+	assert_no_header RateLimit-Limit
+	sleep 1.1
+	req_viewer GET /api/cache/stats
+	assert_code 200
+	req_admin GET /metrics
+	grep -q '^resync_ratelimit_requests_total{class="read",result="limited"} 3$' <<<"$output"
+	# logged once a minute per client, not per refusal
+	[ "$(grep -c 'rate limit: key:viewer refused' "$T/resync.log")" = 1 ]
+}
+
+@test "rate limit: writes have their own smaller bucket; failed logins cost the address" {
+	rs_conf ratelimit.enabled=true ratelimit.write_requests_per_second=1 ratelimit.write_burst=2 \
+		ratelimit.requests_per_second=1 ratelimit.burst=3
+	rs_start
+	burst 3 /api/cache/purge -H "X-API-Key: $ADMIN_KEY" -H 'Content-Type: application/json' \
+		-d '{"prefix":"x"}'
+	[[ $codes == "200 200 429" ]] || { echo "codes: $codes"; false; }
+	req_admin GET /api/cache/stats
+	assert_code 200
+	# wrong keys: 401 while the address has tokens, then 429
+	burst 5 /api/cache/stats -H "X-API-Key: wrong"
+	[[ $codes == "401 401 401 429 429" ]] || { echo "codes: $codes"; false; }
 }

@@ -192,7 +192,8 @@ now_ms() {
 
 # rs_conf [SECTION.KEY=VALUE ...]: write $CONF: environment test, the
 # database, logs and audit key in $T, an admin and a viewer key, [upstream
-# hwa] on the fixture server; each argument sets (or, with an empty value,
+# hwa] on the fixture server, rate limits off (tests send bursts; the
+# security tests turn them on); each argument sets (or, with an empty value,
 # removes) one key.  A SECTION with a space ("key admin") is quoted by the
 # caller.  The overrides are kept, so rs_conf with no argument rewrites the
 # same file and rs_conf A=B adds to them.
@@ -206,6 +207,7 @@ rs_conf() {
 	for kv in server.environment=test server.threads=4 \
 		persistence.db=resync.db log.output="$T/resync.log" log.level=info \
 		log.access_log="$T/access.log" audit.key_file=audit.key \
+		ratelimit.enabled=false \
 		"key admin.hash=$ADMIN_HASH" "key admin.role=admin" \
 		"key viewer.hash=$VIEWER_HASH" "key viewer.role=viewer" \
 		"upstream hwa.url=http://127.0.0.1:$HWA_PORT" \
