@@ -175,6 +175,31 @@ static const struct migration migrations[] = {
 		       ");\n"
 		       "CREATE INDEX breaker_event_name_seq ON breaker_event (name, seq);",
 	},
+	{
+		/* Idempotency-Key (idempotency.h): per scope (API key or
+		 * client address) and key, the request's fingerprint, whether
+		 * it is still running, and once done the response to replay.
+		 * A rowid table, not WITHOUT ROWID: rows carry response
+		 * bodies, too large for a b-tree keyed on the text primary
+		 * key.  The index serves the prune of expired rows, which
+		 * runs every few seconds. */
+		.version = 7,
+		.sql = "CREATE TABLE idempotency (\n"
+		       "	scope TEXT NOT NULL,\n"
+		       "	key TEXT NOT NULL,\n"
+		       "	fingerprint BLOB NOT NULL"
+		       " CHECK (length(fingerprint) = 32),\n"
+		       "	state TEXT NOT NULL"
+		       " CHECK (state IN ('running', 'done')),\n"
+		       "	created_ms INTEGER NOT NULL,\n"
+		       "	expires_ms INTEGER NOT NULL,\n"
+		       "	status INTEGER,\n"
+		       "	headers TEXT,\n"
+		       "	body BLOB,\n"
+		       "	PRIMARY KEY (scope, key)\n"
+		       ");\n"
+		       "CREATE INDEX idempotency_expires ON idempotency (expires_ms);",
+	},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

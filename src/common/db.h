@@ -59,8 +59,8 @@ int rs_db_schema_version(void);
  * *out NULL and err set, e.g.
  *   "cannot open database 'PATH': directory 'DIR' does not exist"
  *   "'PATH' is not a SQLite database"
- *   "database 'PATH' has schema version 7, newer than this build supports
- *    (1); upgrade resync"
+ *   "database 'PATH' has schema version 9, newer than this build supports
+ *    (7); upgrade resync"
  *   "database 'PATH' is not initialised (run a resync command that writes
  *    to it first)" (read-only open of a database with no schema)
  *   "migration N failed: ..." */

@@ -836,8 +836,11 @@ static void test_db_save_list_get(void)
 	struct rs_db *db = db_open("save.db", path);
 	size_t n = 0;
 
-	is_int(db->schema_version, 6, "db: migration 6 is the newest");
-	is_int(rs_db_schema_version(), 6, "db: the build's schema version is 6");
+	/* Later migrations may follow 6 (the build's version is checked
+	 * by the test of the newest one); this one only needs to be in. */
+	is_int(db->schema_version, rs_db_schema_version(),
+	       "db: opened at the build's schema version");
+	ok(rs_db_schema_version() >= 6, "db: the build has migration 6");
 	is_int(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
 			     " ('breaker', 'breaker_event', 'breaker_event_name_seq')"), 3,
 	       "db: tables breaker, breaker_event and the index exist");
@@ -1043,7 +1046,10 @@ static void test_db_old_schema(void)
 	size_t n = 1;
 
 	rs_db_close(db);
+	/* Back to 5: also drop what migrations after 6 made, which the
+	 * read-write open below creates again. */
 	sql(path, "DROP TABLE breaker; DROP TABLE breaker_event;"
+		  " DROP TABLE idempotency;"
 		  " UPDATE meta SET value = '5' WHERE key = 'schema_version';"
 		  " PRAGMA user_version = 5;");
 	if (rs_db_open(&db, path, &ro, &err)) {
@@ -1058,7 +1064,8 @@ static void test_db_old_schema(void)
 	   "old schema: no history");
 	rs_db_close(db);
 	db = db_open("old.db", path);
-	is_int(db->schema_version, 6, "old schema: a read-write open migrates to 6");
+	is_int(db->schema_version, rs_db_schema_version(),
+	       "old schema: a read-write open migrates to the build's version");
 	is_int(rs_breaker_db_command(db, "hwa", RS_BREAKER_CMD_OPEN, ACTOR, 1, &err), 0,
 	       "old schema: migrated tables take commands");
 	rs_db_close(db);
