@@ -61,66 +61,13 @@ void rs_ask_free(struct rs_ask *a)
 	free(a);
 }
 
-/* Code points in valid UTF-8 (jansson has checked it). */
-static size_t utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
-static bool model_ok(const char *m)
+bool rs_ask_model_valid(const char *m)
 {
 	for (; *m; m++)
 		if (!((*m >= 'a' && *m <= 'z') || (*m >= 'A' && *m <= 'Z') ||
 		      (*m >= '0' && *m <= '9') || strchr("-_/.", *m)))
 			return false;
 	return true;
-}
-
-int rs_ask_validate(const json_t *body, struct rs_ask_request *q,
-		    const char **field, char *why, size_t whylen)
-{
-	const json_t *p = json_object_get(body, "prompt"), *m = json_object_get(body, "model");
-	const char *k;
-	const json_t *v;
-
-	memset(q, 0, sizeof(*q));
-	json_object_foreach((json_t *)body, k, v) {
-		if (strcmp(k, "prompt") != 0 && strcmp(k, "model") != 0) {
-			*field = "body";
-			snprintf(why, whylen, "unknown field \"%.64s\": give prompt and model", k);
-			return 400;
-		}
-	}
-	if (!p || !json_is_string(p)) {
-		*field = "prompt";
-		snprintf(why, whylen, p ? "must be a string" : "is required");
-		return 400;
-	}
-	if (!m || !json_is_string(m)) {
-		*field = "model";
-		snprintf(why, whylen, m ? "must be a string" : "is required");
-		return 400;
-	}
-	size_t plen = utf8_chars(json_string_value(p));
-	if (plen < 1 || plen > RS_ASK_PROMPT_MAX || strlen(json_string_value(p)) != json_string_length(p)) {
-		*field = "prompt";
-		snprintf(why, whylen, "must be 1 to %d characters, without NUL", RS_ASK_PROMPT_MAX);
-		return 422;
-	}
-	size_t mlen = json_string_length(m);
-	if (mlen < 1 || mlen > RS_ASK_MODEL_MAX || !model_ok(json_string_value(m))) {
-		*field = "model";
-		snprintf(why, whylen, "must be 1 to %d of letters, digits, '-', '_', '/' or '.'",
-			 RS_ASK_MODEL_MAX);
-		return 422;
-	}
-	q->prompt = json_string_value(p);
-	q->model = json_string_value(m);
-	return 0;
 }
 
 static int failed(struct rs_ask_result *res, int status, const char *client,

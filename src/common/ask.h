@@ -19,6 +19,7 @@
 #define RS_ASK_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -40,11 +41,9 @@ struct rs_ask_request {
 	const char *prompt, *model;      /* borrowed from the body */
 };
 
-/* Check a parsed body.  0 with q filled; 400 for a wrong shape (unknown
- * or missing field, wrong type), 422 for a well-formed value that breaks a
- * rule; field names the field at fault and why says what is wrong. */
-int rs_ask_validate(const json_t *body, struct rs_ask_request *q,
-		    const char **field, char *why, size_t whylen);
+/* A model name: letters, digits, '-', '_', '/' and '.' (the responder's
+ * route table declares the rest of a question's rules). */
+bool rs_ask_model_valid(const char *m);
 
 struct rs_ask_result {
 	json_t *answer;                  /* new reference on success */

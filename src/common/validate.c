@@ -357,6 +357,33 @@ static void check_auth(struct check *c)
 		       strlen(v->str), RS_MIN_SECRET_BYTES);
 }
 
+/* The door: rate limits, Idempotency-Keys and the alert webhook. */
+static void check_door(struct check *c)
+{
+	const struct rs_conf_section *rl = unnamed(c, "ratelimit"), *id = unnamed(c, "idempotency"),
+		*srv = unnamed(c, "server"), *al = unnamed(c, "alerts");
+	const struct rs_conf_value *en = get(rl, "enabled"), *lock = get(id, "lock_timeout"),
+		*timeout = get(srv, "request_timeout"), *url = get(al, "webhook_url");
+	char a[32], b[32];
+
+	if (en && !en->num)
+		report(c, c->policy, rl, en, NULL,
+		       "rate limits are off: one client can take every worker");
+	/* a claim must outlive the request holding it, or a slow request's
+	 * key is taken over while it still runs */
+	if (lock && timeout && lock->num <= timeout->num) {
+		fmt_dur(lock->num, a, sizeof(a));
+		fmt_dur(timeout->num, b, sizeof(b));
+		const struct rs_conf_value *at = blame(lock, timeout);
+		report(c, RS_SEV_ERROR, at == lock ? id : srv, at, NULL,
+		       "[idempotency] lock_timeout (%s) must be longer than [server] request_timeout (%s)",
+		       a, b);
+	}
+	if (url && strncmp(url->str, "http://", 7) == 0)
+		report(c, c->policy, al, url, NULL,
+		       "the webhook is plain http: its URL and the incidents cross the network unencrypted");
+}
+
 static void check_audit_log(struct check *c)
 {
 	const struct rs_conf_section *a = unnamed(c, "audit"),
@@ -404,5 +431,6 @@ void rs_config_check(const struct rs_config *cfg, struct rs_diags *diags)
 	check_persistence(&c);
 	check_cors(&c);
 	check_auth(&c);
+	check_door(&c);
 	check_audit_log(&c);
 }

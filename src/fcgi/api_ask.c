@@ -11,8 +11,6 @@ void api_ask(struct req *r)
 {
 	struct rs_ask_request q;
 	struct rs_ask_result res;
-	const char *field = NULL;
-	char why[160];
 	json_t *body;
 	int rc;
 
@@ -20,14 +18,11 @@ void api_ask(struct req *r)
 		req_error(r, 404, "not_found", "no such resource");
 		return;
 	}
+	/* the route table has checked both fields (router.c) */
 	if (!(body = req_json_body(r)))
 		return;
-	if ((rc = rs_ask_validate(body, &q, &field, why, sizeof(why)))) {
-		req_error(r, rc, rc == 422 ? "validation_failed" : "bad_request", "%s: %s",
-			  field, why);
-		json_decref(body);
-		return;
-	}
+	q.prompt = json_string_value(json_object_get(body, "prompt"));
+	q.model = json_string_value(json_object_get(body, "model"));
 	int64_t deadline = rs_monotonic_ms() + r->conf->request_timeout_ms -
 			   req_elapsed_us(r) / 1000;
 	rc = rs_ask(r->srv->ask, &q, r->id, deadline, &res);

@@ -79,7 +79,9 @@ void api_cache_stats(struct req *r)
 	struct rs_err err = RS_ERR_INIT;
 	int64_t t0 = rs_monotonic_us();
 	/* the per-shard table is most of the answer's size: on request */
-	bool shards = r->query && (strstr(r->query, "shards=1") || strstr(r->query, "shards=true"));
+	char flag[8];
+	const char *sv = rs_query_value(r->query, "shards", flag, sizeof(flag));
+	bool shards = sv && rs_fields_bool(sv) == 1;
 
 	if (!shards && stats_reuse(r)) {
 		r->status = 200;
@@ -101,65 +103,36 @@ void api_cache_stats(struct req *r)
 		stats_keep(r);
 }
 
-/* The body's selector: exactly one of key, prefix, scope. */
-static int selector(struct req *r, json_t *body, const char **what,
-		    const char **value, const char **prefix)
+/* The body's selector: the one of key, prefix, scope it has (the route
+ * table made sure of that, and of the scope's name). */
+static void selector(json_t *body, const char **what, const char **value,
+		     const char **prefix)
 {
-	const char *names[] = { "key", "prefix", "scope" };
-	int found = 0;
-	const char *k;
-	json_t *v;
+	static const char *const names[] = { "key", "prefix", "scope" };
 
-	json_object_foreach(body, k, v) {
-		size_t i;
-		for (i = 0; i < RS_ARRAY_SIZE(names); i++)
-			if (strcmp(k, names[i]) == 0)
-				break;
-		if (i == RS_ARRAY_SIZE(names)) {
-			req_error(r, 400, "bad_request", "unknown field \"%.64s\": give key, prefix or scope", k);
-			return -1;
+	for (size_t i = 0; i < RS_ARRAY_SIZE(names); i++)
+		if (json_object_get(body, names[i])) {
+			*what = names[i];
+			*value = json_string_value(json_object_get(body, names[i]));
 		}
-		if (!json_is_string(v) || json_string_length(v) == 0) {
-			req_error(r, 400, "bad_request", "%s must be a non-empty string", k);
-			return -1;
-		}
-		*what = names[i];
-		*value = json_string_value(v);
-		found++;
-	}
-	if (found != 1) {
-		req_error(r, 400, "bad_request", "give exactly one of key, prefix or scope");
-		return -1;
-	}
 	*prefix = *value;
-	if (strcmp(*what, "scope") == 0) {
-		for (size_t i = 0; i < RS_ARRAY_SIZE(scopes); i++)
-			if (strcmp(*value, scopes[i].name) == 0) {
-				*prefix = scopes[i].prefix;
-				return 0;
-			}
-		req_error(r, 400, "bad_request", "unknown scope \"%.64s\": jobs, workstations or system",
-			  *value);
-		return -1;
-	}
-	return 0;
+	for (size_t i = 0; strcmp(*what, "scope") == 0 && i < RS_ARRAY_SIZE(scopes); i++)
+		if (strcmp(*value, scopes[i].name) == 0)
+			*prefix = scopes[i].prefix;
 }
 
 void api_cache_purge(struct req *r)
 {
 	struct server *s = r->srv;
 	struct rs_err err = RS_ERR_INIT;
-	const char *what, *value, *prefix;
+	const char *what = "prefix", *value = "", *prefix = "";
 	uint64_t removed = 0;
 	int rc;
 
 	json_t *body = req_json_body(r);
 	if (!body)
 		return;
-	if (selector(r, body, &what, &value, &prefix) < 0) {
-		json_decref(body);
-		return;
-	}
+	selector(body, &what, &value, &prefix);
 	/* longer than any key can be: refused here, not by the log */
 	if (strlen(value) > s->max_key && strcmp(what, "scope") != 0) {
 		req_error(r, 400, "bad_request", "the %s is longer than %zu bytes", what,

@@ -23,12 +23,6 @@ static void answer(struct req *r, enum rs_hwa_route route)
 			   req_elapsed_us(r) / 1000;
 	int rc;
 
-	if (rs_hwa_route_has_param(route) && !rs_hwa_param_valid(r->path_param)) {
-		req_error(r, 400, "bad_request",
-			  "%s: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.' or '-'",
-			  route == RS_HWA_JOB ? "id" : "name");
-		return;
-	}
 	rc = rs_hwa_get(r->srv->hwa, route, r->path_param, r->id, deadline, &res);
 	r->stage_us[STAGE_UPSTREAM] += res.upstream_us;
 	r->stage_us[STAGE_CACHE] += rs_monotonic_us() - t0 - res.upstream_us;

@@ -118,6 +118,9 @@ struct srv_conf *srv_conf_new(struct rs_config *cfg, struct rs_err *err)
 		c->jwt.leeway_ms = JWT_LEEWAY_MS;
 	}
 	load_cors(c);
+	c->idem_ttl_ms = rs_config_num(cfg, "idempotency", "ttl");
+	c->idem_lock_ms = rs_config_num(cfg, "idempotency", "lock_timeout");
+	c->idem_max_response = rs_config_num(cfg, "idempotency", "max_response");
 	c->rl_on = rs_config_num(cfg, "ratelimit", "enabled") != 0;
 	c->rl_rate[RL_READ] = (double)rs_config_num(cfg, "ratelimit", "requests_per_second");
 	c->rl_burst[RL_READ] = (uint32_t)rs_config_num(cfg, "ratelimit", "burst");

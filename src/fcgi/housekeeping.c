@@ -30,6 +30,8 @@
 #define SWEEP_PER_SHARD 1024
 #define MAINTAIN_EVERY_MS 1000
 #define BREAKERS_EVERY_MS 1000
+#define ALERTS_EVERY_MS 1000
+#define PRUNE_EVERY_MS 60000
 
 static pthread_t hk_thread, probe_thread;
 static bool hk_running, probe_running;
@@ -97,7 +99,9 @@ static void *hk_main(void *arg)
 	int64_t now = rs_monotonic_ms();
 	int64_t next_follow = now + FOLLOW_EVERY_MS, next_publish = now,
 		next_sweep = now + cleanup_ms, next_snapshot = now + snapshot_ms,
-		next_maintain = now + MAINTAIN_EVERY_MS, next_breakers = now;
+		next_maintain = now + MAINTAIN_EVERY_MS, next_breakers = now,
+		next_alerts = now + ALERTS_EVERY_MS, next_prune = now + PRUNE_EVERY_MS;
+	struct rs_db *idb = NULL;   /* for the Idempotency-Keys */
 
 	while (nap(TICK_MS)) {
 		struct rs_err err = RS_ERR_INIT;
@@ -106,6 +110,14 @@ static void *hk_main(void *arg)
 		if (now >= next_maintain) {
 			rs_upstreams_maintain(s->ups, now);
 			next_maintain = now + MAINTAIN_EVERY_MS;
+		}
+		if (now >= next_prune) {
+			idempotency_prune(s, &idb);
+			next_prune = now + PRUNE_EVERY_MS;
+		}
+		if (now >= next_alerts) {
+			alerts_check(s);
+			next_alerts = now + ALERTS_EVERY_MS;
 		}
 		if (now >= next_breakers) {
 			if (durable && !db) {
@@ -157,6 +169,8 @@ static void *hk_main(void *arg)
 			next_publish = now + PUBLISH_EVERY_MS;
 		}
 	}
+	if (idb)
+		rs_db_close(idb);
 	if (db) {
 		/* the last transitions, so a restart starts where we stopped */
 		struct rs_err err = RS_ERR_INIT;

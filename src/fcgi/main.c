@@ -416,7 +416,9 @@ static int upstreams_init(struct server *s, const struct rs_config *cfg,
 	if (rs_hwa_new(&s->hwa, cfg, s->ups, rs_store_cache(s->store), err) < 0 ||
 	    rs_ask_new(&s->ask, cfg, s->ups, err) < 0)
 		return -1;
-	return breakers_load(s, err);
+	if (breakers_load(s, err) < 0)
+		return -1;
+	return alerts_start(s, cfg, err);
 }
 
 struct flush_job {
@@ -649,6 +651,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out_store:
 	/* the routes fill the store's cache: gone before it is */
+	alerts_stop();
 	rs_hwa_free(s->hwa);
 	rs_ask_free(s->ask);
 	rs_upstreams_free(s->ups);

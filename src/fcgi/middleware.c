@@ -179,6 +179,36 @@ static int authorize(struct req *r, enum role need)
 	return -1;
 }
 
+/* The route's declared input (router.c): 0, or -1 with 400/422 answered,
+ * naming the field. */
+static int check_input(struct req *r)
+{
+	const struct rs_fields *in = routes[r->route].in;
+	struct rs_field_error fe;
+	int rc = rs_fields_check_path(in, r->path_param, &fe);
+
+	if (rc == 0)
+		rc = rs_fields_check_query(in, r->query, &fe);
+	if (rc == 0 && rs_fields_want_body(in)) {
+		if (!(r->json = req_json_body(r)))
+			return -1;
+		rc = rs_fields_check_body(in, r->json, &fe);
+	} else if (rc == 0 && r->body_len) {
+		rc = -1;
+		fe.status = 400;
+		rs_copy_text(fe.field, sizeof(fe.field), "body");
+		rs_copy_text(fe.message, sizeof(fe.message), "body: this route takes no body");
+	}
+	if (rc == 0)
+		return 0;
+	RS_LOG(RS_LOG_INFO, r->id, "refused %s %s: %s", r->method, r->route_name, fe.message);
+	req_json(r, fe.status, json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code",
+					 fe.status == 422 ? "validation_failed" : "bad_request",
+					 "message", fe.message, "field", fe.field,
+					 "request_id", r->id));
+	return -1;
+}
+
 void req_begin(struct req *r)
 {
 	int64_t t0 = rs_monotonic_us();
@@ -239,7 +269,10 @@ void serve(struct req *r)
 				      : "the request body could not be read");
 		return;
 	}
+	if (check_input(r) < 0 || idempotency_begin(r) < 0)
+		return;
 	routes[r->route].handler(r);
+	idempotency_end(r);
 }
 
 void serve_done(struct req *r)
@@ -250,6 +283,7 @@ void serve_done(struct req *r)
 	rs_metrics_observe(s->metrics, r->route >= 0 ? (size_t)r->route : nroutes,
 			   r->method, r->status, (uint64_t)took);
 	accesslog_write(r);
+	alerts_observe(r, took);
 	if (r->conf->slow_request_ms > 0 && took >= r->conf->slow_request_ms * 1000) {
 		atomic_fetch_add(&s->slow, 1);
 		RS_LOG(RS_LOG_WARNING, r->id,

@@ -291,6 +291,8 @@ void req_free(struct req *r)
 	rs_buf_free(&r->headers);
 	free(r->body);
 	r->body = NULL;
+	json_decref(r->json);
+	r->json = NULL;
 	rs_buf_free(&r->out);
 }
 
@@ -330,6 +332,8 @@ json_t *req_json_body(struct req *r)
 	const char *ct = r->p.content_type;
 	json_error_t jerr;
 
+	if (r->json)
+		return json_incref(r->json);
 	if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
 	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
 		req_error(r, 415, "unsupported_media_type",

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "cors.h"
 #include "db.h"
+#include "fields.h"
 #include "hwa.h"
 #include "jwt.h"
 #include "metrics.h"
@@ -72,6 +73,8 @@ struct srv_conf {
 	struct rs_jwt_options jwt;
 	/* [cors]: lists borrowed from cfg */
 	struct rs_cors_policy cors;
+	/* [idempotency] */
+	int64_t idem_ttl_ms, idem_lock_ms, idem_max_response;
 	/* [ratelimit], by enum rl_class (RL_READ, RL_WRITE) */
 	bool rl_on;
 	double rl_rate[2];
@@ -156,9 +159,11 @@ struct req {
 			*acr_headers, *idempotency_key;
 	} p;
 
-	/* body, read by request_read_body */
+	/* body, read by request_read_body; json: parsed and checked against
+	 * the route's fields (owned; req_json_body hands out references) */
 	char *body;
 	size_t body_len;
+	json_t *json;
 
 	/* middleware results */
 	enum role role;
@@ -169,6 +174,10 @@ struct req {
 	const char *path_param;     /* the {id} / {name} segment, in path */
 	const char *route_name;     /* its pattern, or "unmatched" */
 	const char *cache_status;   /* "HIT", "MISS", "STALE" or NULL */
+	/* step 6: the Idempotency-Key this request claimed, if any */
+	bool idem_claimed;
+	unsigned char idem_fp[32];
+	char idem_scope[RS_RL_NAME_MAX];
 
 	/* response */
 	int status;
@@ -219,6 +228,8 @@ struct route {
 	enum role role;
 	enum rl_class rl;
 	handler_fn handler;
+	/* what it takes (query, body, path parameter); NULL: nothing */
+	const struct rs_fields *in;
 };
 extern const struct route routes[];
 extern const size_t nroutes;
@@ -237,6 +248,14 @@ void serve(struct req *r);
 /* Step 3 (mw_cors.c): 0 to go on, -1 when answered (a preflight, or a
  * refused cross-origin write). */
 int cors_step(struct req *r, bool path_known);
+/* Step 6 (mw_idempotency.c), after the input checks: 0 to run the
+ * handler (the key claimed, or none given), -1 when answered (a replay,
+ * 409, 422, 503); idempotency_end stores or releases the claim after the
+ * handler. */
+int idempotency_begin(struct req *r);
+void idempotency_end(struct req *r);
+/* Housekeeping: drop expired keys; db is its own connection. */
+void idempotency_prune(struct server *s, struct rs_db **db);
 /* Step 5 (mw_ratelimit.c): 0, or -1 with 429 answered. */
 int ratelimit_step(struct req *r, enum rl_class cls);
 /* A failed authentication costs the client address a read token: true
@@ -275,6 +294,18 @@ void api_ask(struct req *r);
 json_t *server_stats_json(struct server *s);
 json_t *server_status_json(struct server *s, const struct srv_conf *c);
 
+/* ---- incidents (alerts.c) ---------------------------------------------- */
+
+/* After the upstreams; starts the webhook notifier when configured. */
+int alerts_start(struct server *s, const struct rs_config *cfg, struct rs_err *err);
+/* After housekeeping has stopped. */
+void alerts_stop(void);
+/* Every answered request (serve_done). */
+void alerts_observe(const struct req *r, int64_t took_us);
+/* Housekeeping thread, every second. */
+void alerts_check(struct server *s);
+int alerts_metrics(struct rs_buf *b);
+
 /* ---- threads (worker.c, housekeeping.c) ------------------------------- */
 
 struct worker {
@@ -286,6 +317,7 @@ struct worker {
 	bool answered;
 	FCGX_Request fcgi;
 	struct rs_db *db;           /* read connection for health, lazily */
+	struct rs_db *wdb;          /* read-write, for Idempotency-Keys, lazily */
 };
 
 int workers_start(struct server *s, struct rs_err *err);

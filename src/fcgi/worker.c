@@ -269,6 +269,8 @@ static void slots_free(struct server *s)
 		pthread_mutex_destroy(&s->workers[i].lock);
 		if (s->workers[i].db)
 			rs_db_close(s->workers[i].db);
+		if (s->workers[i].wdb)
+			rs_db_close(s->workers[i].wdb);
 	}
 	free(s->workers);
 	s->workers = NULL;

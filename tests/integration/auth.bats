@@ -266,3 +266,112 @@ burst() {
 	burst 5 /api/cache/stats -H "X-API-Key: wrong"
 	[[ $codes == "401 401 401 429 429" ]] || { echo "codes: $codes"; false; }
 }
+
+# ---- idempotency -----------------------------------------------------------
+
+purge_key() {
+	req_admin POST /api/cache/purge -H 'Content-Type: application/json' \
+		-H "Idempotency-Key: $1" --data-binary "$2"
+}
+
+@test "idempotency: a repeat replays the stored answer; another body is 422; keys are per client" {
+	# always: the purge's log record is written before it is answered, so
+	# resyncctl's writes below come after it in the log
+	rs_conf persistence.sync=always
+	rs_start
+	rctl -q cache set jobs:a '{"x":1}'
+	purge_key k1 '{"prefix":"jobs:"}'
+	assert_code 200
+	assert_no_header Idempotent-Replayed
+	first=$output
+	rctl -q cache set jobs:b '{"x":2}'
+	# the same request again: the stored answer (purged 1), not a new purge
+	purge_key k1 '{"prefix":"jobs:"}'
+	assert_code 200
+	assert_header Idempotent-Replayed true
+	[ "$output" = "$first" ]
+	rctl cache get jobs:b >/dev/null
+	# the same key for another request
+	purge_key k1 '{"prefix":"workstations:"}'
+	assert_error 422 idempotency_mismatch
+	# another client's k1 is its own
+	rs_conf "key ops.hash=$(sha256 opskey-0123456789abcdef)" "key ops.role=admin"
+	kill -HUP "$FCGI_PID"
+	sleep 0.5
+	req POST /api/cache/purge -H 'X-API-Key: opskey-0123456789abcdef' \
+		-H 'Content-Type: application/json' -H 'Idempotency-Key: k1' --data '{"prefix":"jobs:"}'
+	assert_code 200
+	assert_no_header Idempotent-Replayed
+	assert_jq '.purged | type == "number"'
+	# a bad key is refused by name
+	purge_key "$(printf 'k%.0s' $(seq 256))" '{"prefix":"jobs:"}'
+	assert_error 400 bad_request
+	assert_jq '.error.field == "Idempotency-Key"'
+	# GET ignores the header
+	req_viewer GET /api/cache/stats -H 'Idempotency-Key: k1'
+	assert_code 200
+}
+
+@test "idempotency: a repeat while the first still runs is 409; a 5xx releases the key; keys expire" {
+	fake_start LLM llm
+	rs_conf "upstream llm.url=http://127.0.0.1:$LLM" idempotency.ttl=2s
+	rs_start
+	fault "$LLM" "mode=latency&ms=1500"
+	ask='{"prompt":"why did LOAD_LEDGER fail?","model":"m"}'
+	curl -s -o "$T/first.json" -w '%{http_code}' -X POST -H "X-API-Key: $ADMIN_KEY" \
+		-H 'Content-Type: application/json' -H 'Idempotency-Key: q1' --data "$ask" \
+		"$RS_URL/api/ask" >"$T/first.code" &
+	first=$!
+	sleep 0.5
+	req_admin POST /api/ask -H 'Content-Type: application/json' -H 'Idempotency-Key: q1' --data "$ask"
+	assert_error 409 idempotency_conflict
+	wait "$first"
+	[ "$(cat "$T/first.code")" = 200 ]
+	req_admin POST /api/ask -H 'Content-Type: application/json' -H 'Idempotency-Key: q1' --data "$ask"
+	assert_code 200
+	assert_header Idempotent-Replayed true
+	# after the ttl the key is new: the LLM is asked again
+	sleep 2.1
+	req_admin POST /api/ask -H 'Content-Type: application/json' -H 'Idempotency-Key: q1' --data "$ask"
+	assert_code 200
+	assert_no_header Idempotent-Replayed
+	# a failure is not stored: the retry reaches the LLM again
+	fault "$LLM" "mode=status&status=500"
+	req_admin POST /api/ask -H 'Content-Type: application/json' -H 'Idempotency-Key: q2' --data "$ask"
+	[ "$code" -ge 500 ]
+	fault "$LLM" "mode=none"
+	req_admin POST /api/ask -H 'Content-Type: application/json' -H 'Idempotency-Key: q2' --data "$ask"
+	assert_code 200
+	assert_no_header Idempotent-Replayed
+}
+
+# ---- input validation --------------------------------------------------------
+
+@test "validation: unknown, repeated or malformed input is 400, a broken rule in a body 422, naming the field" {
+	rs_start
+	req_viewer GET '/api/cache/stats?shard=1'
+	assert_error 400 bad_request
+	assert_jq '.error.field == "query" and (.error.message | contains("shard"))'
+	req_viewer GET '/api/jobs/status?x=%zz'
+	assert_error 400 bad_request
+	req_viewer GET '/api/jobs/%2e%2e'
+	assert_error 400 bad_request
+	assert_jq '.error.field == "id"'
+	req_viewer GET '/api/jobs/..secret'
+	assert_error 400 bad_request
+	assert_jq '.error.field == "id"'
+	req_viewer GET "/api/workstations/$(printf 'w%.0s' $(seq 129))"
+	assert_error 400 bad_request
+	assert_jq '.error.field == "name"'
+	req_admin POST /api/cache/purge -H 'Content-Type: application/json' --data '{"key":"'"$(printf 'k%.0s' $(seq 4097))"'"}'
+	assert_error 422 validation_failed
+	assert_jq '.error.field == "key" and (.error.message | contains("4096"))'
+	req_admin POST /api/cache/purge -H 'Content-Type: application/json' --data '{"prefix":"a\u0000b"}'
+	assert_error 400 invalid_json
+	req_admin POST /api/cache/purge -H 'Content-Type: application/json' \
+		--data "{\"prefix\":\"'; DROP TABLE users; --\"}"
+	assert_code 200
+	req_viewer GET /api/health/ready --data 'x'
+	assert_error 400 bad_request
+	assert_jq '.error.field == "body"'
+}

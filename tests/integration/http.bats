@@ -275,13 +275,17 @@ cache_keys() {
 	cache_keys jobs:a
 	rs_start
 	bad=0
-	for body in '{}' '{"key":1}' '{"key":"a","prefix":"b"}' '{"scope":"bogus"}' \
+	for body in '{}' '{"key":1}' '{"key":"a","prefix":"b"}' \
 		'{"scope":"jobs","key":"jobs:a"}' '{"kee":"jobs:a"}' '{"prefix":["jobs:"]}'; do
 		purge "$body"
 		assert_error 400 bad_request 2>/dev/null ||
 			{ echo "body $body: got $code $output" >&2; bad=1; }
 	done
 	[ "$bad" -eq 0 ]
+	# well formed, but not a scope there is: 422, naming the field
+	purge '{"scope":"bogus"}'
+	assert_error 422 validation_failed
+	assert_jq '.error.field == "scope"'
 	# JSON that is not an object: 400, as bad_request or invalid_json.
 	for body in '[]' 'null' '"jobs"' '1'; do
 		purge "$body"
@@ -350,9 +354,18 @@ cache_keys() {
 		req GET "$path"
 		assert_error 404 not_found || { echo "path: $path" >&2; false; }
 	done
-	# The query string is not part of the route.
+	# The query string is not part of the route, but a parameter the
+	# route does not take is refused, by name.
 	req GET '/api/health/live?verbose=1'
+	assert_error 400 bad_request
+	assert_jq '.error.field == "query" and (.error.message | contains("verbose"))'
+	req_viewer GET '/api/cache/stats?shards=1'
 	assert_code 200
+	req_viewer GET '/api/cache/stats?shards=maybe'
+	assert_error 400 bad_request
+	assert_jq '.error.field == "shards"'
+	req_viewer GET '/api/cache/stats?shards=1&shards=0'
+	assert_error 400 bad_request
 }
 
 @test "405: a known path with another method names the allowed ones in Allow" {

@@ -127,6 +127,12 @@ int main(void)
 	policy("[log]\nlevel = debug\n", "debug logging", "debug logging");
 	put_file("short", "tooshort", 0600);
 	policy("[auth]\njwt_secret_file = short\n", "weak secret: 8 bytes", "a weak JWT secret");
+	policy("[ratelimit]\nenabled = false\n", "rate limits are off", "rate limits off");
+	put_file("hook", "http://alerts.example.com/hook", 0600);
+	policy("[alerts]\nwebhook_url_file = hook\n", "the webhook is plain http", "a plain-http webhook");
+	rs_config_free(check("[server]\nrequest_timeout = 5m\n[idempotency]\nlock_timeout = 1m\n", "development"));
+	has("lock_timeout (1m) must be longer than [server] request_timeout (5m)", RS_SEV_ERROR, 4,
+	    "an Idempotency-Key claim shorter than a request is an error");
 	rs_config_free(check("[cors]\nallowed_origins = *, https://a.example.com\n", "production"));
 	has("the other origins listed have no effect", RS_SEV_WARNING, 2, "'*' with other origins warns");
 	hasnt("allow_credentials", "'*' without credentials is allowed");
