@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "ini.h"
 #include "schema.h"
+#include "util.h"
 
 /* Checked against the schema's own rules for [key] role and expires. */
 static bool schema_accepts(const char *key, const char *value)
@@ -33,7 +34,7 @@ static int run_generate(struct cmd_ctx *ctx)
 	const char *name = ctx->argv[0];
 	const char *role = cmd_opt(ctx, "role") ? cmd_opt(ctx, "role") : "viewer";
 	const char *expires = cmd_opt(ctx, "expires");
-	char key[RS_APIKEY_HEX], hash[RS_APIKEY_HEX];
+	char key[RS_APIKEY_HEX], hash[RS_APIKEY_HEX], created[32];
 	struct rs_err err = RS_ERR_INIT;
 
 	/* the name the configuration reader will accept in [key NAME] */
@@ -50,16 +51,18 @@ static int run_generate(struct cmd_ctx *ctx)
 		return CMD_FAIL;
 	}
 	rs_apikey_hash(key, hash);
+	rs_format_utc(rs_now_ms(), created, sizeof(created));
 	if (ctx->g.json) {
-		cmd_print_json(json_pack("{s:s,s:s,s:s,s:s,s:s?}", "name", name, "key", key,
-					 "hash", hash, "role", role, "expires", expires));
+		cmd_print_json(json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?}", "name", name, "key", key,
+					 "hash", hash, "role", role, "created", created,
+					 "expires", expires));
 	} else {
 		if (ctx->g.verbosity >= 0)
 			printf("# The key (give it to its user; it is shown only now):\n");
 		printf("%s\n", key);
 		if (ctx->g.verbosity >= 0)
 			printf("\n# For resync.conf (only the hash is stored):\n");
-		printf("[key %s]\nhash = %s\nrole = %s\n", name, hash, role);
+		printf("[key %s]\nhash = %s\nrole = %s\ncreated = %s\n", name, hash, role, created);
 		if (expires)
 			printf("expires = %s\n", expires);
 	}

@@ -253,6 +253,8 @@ const struct rs_schema_key rs_schema_keys[] = {
 	  RS_K_REQUIRED, "viewer reads; operator may also purge and reset; admin may do everything" },
 	{ "key", "expires", RS_T_STRING, NULL, 0, 0, NULL, TIME_RE, 0,
 	  "the key stops working at this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)" },
+	{ "key", "created", RS_T_STRING, NULL, 0, 0, NULL, TIME_RE, 0,
+	  "when the key was made (resyncctl key generate writes it); older than [auth] key_rotation_interval is due for rotation" },
 	{ "key", "rotated", RS_T_STRING, NULL, 0, 0, NULL, TIME_RE, 0,
 	  "when the key was replaced; it keeps working for [auth] key_grace after" },
 

@@ -322,3 +322,20 @@ int rs_hex_value(char c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+int64_t rs_parse_utc_ms(const char *s)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	const char *end = s ? strptime(s, "%Y-%m-%d", &tm) : NULL;
+	if (end && *end == 'T') {
+		const char *e2 = strptime(end + 1, "%H:%M", &tm);
+		if (e2 && *e2 == ':')
+			e2 = strptime(e2 + 1, "%S", &tm);
+		end = e2 && *e2 == 'Z' ? e2 + 1 : NULL;
+	}
+	if (!end || *end)
+		return 0;
+	return (int64_t)timegm(&tm) * RS_MS_PER_SEC;
+}

@@ -63,6 +63,10 @@ char *rs_path_dirname(const char *path);
  * NUL-terminated: for fixed-size reason and message fields. */
 void rs_copy_text(char *dst, size_t n, const char *src);
 
+/* "2027-01-31" or "2027-01-31T12:00[:00]Z" (UTC) as wall-clock
+ * milliseconds; 0 when s is not such a time. */
+int64_t rs_parse_utc_ms(const char *s);
+
 /* n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
 void rs_hex_encode(const void *bytes, size_t n, char *out);
 /* The value of one hex digit (either case), or -1. */

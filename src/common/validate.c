@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apikey.h"
 #include "ask.h"
 #include "hwa.h"
 #include "util.h"
@@ -264,11 +265,44 @@ static void check_route(struct check *c, const struct rs_conf_section *s)
 		       "no [upstream %s] is configured for this route (or set upstream)", def);
 }
 
+/* A key's life: expired, retired or due keys are worth a word (the
+ * responder refuses the first two, so they are only clutter). */
+static void check_key_age(struct check *c, const struct rs_conf_section *s)
+{
+	const struct rs_conf_value *made = get(s, "created"), *exp = get(s, "expires"),
+		*rot = get(s, "rotated");
+	struct rs_key_times t = {
+		made ? rs_parse_utc_ms(made->str) : 0, exp ? rs_parse_utc_ms(exp->str) : 0,
+		rot ? rs_parse_utc_ms(rot->str) : 0,
+	};
+	int64_t every = rs_config_num(c->cfg, "auth", "key_rotation_interval");
+	char d[32];
+
+	switch (rs_apikey_state(&t, rs_now_ms(), rs_config_num(c->cfg, "auth", "key_grace"), every)) {
+	case RS_KEY_DUE:
+		fmt_dur(every, d, sizeof(d));
+		report(c, RS_SEV_WARNING, s, made, NULL,
+		       "the key is older than [auth] key_rotation_interval (%s): make a new one with "
+		       "'resyncctl key generate' and set rotated on this one", d);
+		break;
+	case RS_KEY_EXPIRED:
+		report(c, RS_SEV_WARNING, s, exp, NULL, "the key has expired: remove its section");
+		break;
+	case RS_KEY_RETIRED:
+		report(c, RS_SEV_WARNING, s, rot, NULL,
+		       "the key's grace period is over: remove its section");
+		break;
+	default:
+		break;
+	}
+}
+
 static void check_keys(struct check *c, const struct rs_conf_section *s,
 		       size_t index)
 {
 	const struct rs_conf_value *h = get(s, "hash");
 
+	check_key_age(c, s);
 	if (!h)
 		return;
 	for (size_t i = 0; i < index; i++) {

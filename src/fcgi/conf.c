@@ -7,28 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "server.h"
 #include "util.h"
 
-/* "2027-01-31" or "2027-01-31T12:00:00Z" (the schema's pattern) to ms. */
 /* Clock skew allowed between the token's issuer and us. */
 #define JWT_LEEWAY_MS 30000
-
-static int64_t parse_utc(const char *s)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	const char *end = strptime(s, "%Y-%m-%d", &tm);
-	if (end && *end == 'T') {
-		const char *e2 = strptime(end + 1, "%H:%M", &tm);
-		if (e2 && *e2 == ':')
-			e2 = strptime(e2 + 1, "%S", &tm);
-		end = e2;
-	}
-	if (!end)
-		return 0;
-	return (int64_t)timegm(&tm) * 1000;
-}
 
 static int load_keys(struct srv_conf *c, struct rs_err *err)
 {
@@ -50,6 +34,7 @@ static int load_keys(struct srv_conf *c, struct rs_err *err)
 		const struct rs_conf_value *role = rs_conf_get(sec, "role");
 		const struct rs_conf_value *exp = rs_conf_get(sec, "expires");
 		const struct rs_conf_value *rot = rs_conf_get(sec, "rotated");
+		const struct rs_conf_value *made = rs_conf_get(sec, "created");
 		/* validation already refused bad keys; skip rather than trust */
 		if (!h || !h->ok || !h->str || strlen(h->str) != 64 || !role || !role->ok)
 			continue;
@@ -58,13 +43,16 @@ static int load_keys(struct srv_conf *c, struct rs_err *err)
 			k->hash[j] = (unsigned char)(rs_hex_value(h->str[2 * j]) << 4 |
 						     rs_hex_value(h->str[2 * j + 1]));
 		k->role = (enum role)(ROLE_VIEWER + role->num);
-		k->expires_ms = exp && exp->ok && exp->str ? parse_utc(exp->str) : 0;
-		/* a rotated key keeps working through its grace period */
-		if (rot && rot->ok && rot->str)
-			k->retired_ms = parse_utc(rot->str) +
-					rs_config_num(c->cfg, "auth", "key_grace");
+		k->times.expires_ms = exp && exp->ok ? rs_parse_utc_ms(exp->str) : 0;
+		k->times.rotated_ms = rot && rot->ok ? rs_parse_utc_ms(rot->str) : 0;
+		k->times.created_ms = made && made->ok ? rs_parse_utc_ms(made->str) : 0;
 		k->name = sec->name;
 		c->nkeys++;
+		if (rs_apikey_state(&k->times, rs_now_ms(), c->key_grace_ms,
+				    c->key_rotation_ms) == RS_KEY_DUE)
+			RS_LOG(RS_LOG_WARNING, NULL,
+			       "API key %s was created on %s: due for rotation ([auth] key_rotation_interval); see resyncctl-key(1)",
+			       k->name, made->str);
 	}
 	return 0;
 }
@@ -126,6 +114,8 @@ struct srv_conf *srv_conf_new(struct rs_config *cfg, struct rs_err *err)
 	c->rl_burst[RL_READ] = (uint32_t)rs_config_num(cfg, "ratelimit", "burst");
 	c->rl_rate[RL_WRITE] = (double)rs_config_num(cfg, "ratelimit", "write_requests_per_second");
 	c->rl_burst[RL_WRITE] = (uint32_t)rs_config_num(cfg, "ratelimit", "write_burst");
+	c->key_grace_ms = rs_config_num(cfg, "auth", "key_grace");
+	c->key_rotation_ms = rs_config_num(cfg, "auth", "key_rotation_interval");
 	if (load_keys(c, err) < 0) {
 		c->cfg = NULL;   /* the caller keeps cfg on failure */
 		srv_conf_free(c);

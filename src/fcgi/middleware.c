@@ -129,12 +129,13 @@ static int authenticate(struct req *r, enum role need)
 		for (size_t i = 0; i < r->conf->nkeys; i++)
 			if (CRYPTO_memcmp(h, r->conf->keys[i].hash, sizeof(h)) == 0)
 				found = &r->conf->keys[i];
-		int64_t now = rs_now_ms();
-		if (found && found->expires_ms && now >= found->expires_ms)
-			found = NULL;
-		if (found && found->retired_ms && now >= found->retired_ms) {
-			RS_LOG(RS_LOG_NOTICE, r->id, "key %s was rotated and its grace is over",
-			       found->name);
+		enum rs_key_state st = found ? rs_apikey_state(&found->times, rs_now_ms(),
+							       r->conf->key_grace_ms,
+							       r->conf->key_rotation_ms)
+					     : RS_KEY_ACTIVE;
+		if (st == RS_KEY_EXPIRED || st == RS_KEY_RETIRED) {
+			RS_LOG(RS_LOG_NOTICE, r->id, "key %s is %s", found->name,
+			       st == RS_KEY_RETIRED ? "rotated and its grace is over" : "expired");
 			found = NULL;
 		}
 		if (!found && r->conf->jwt.secret && rs_jwt_looks_like(cred))
@@ -152,9 +153,10 @@ static int authenticate(struct req *r, enum role need)
 		r->role = found->role;
 		r->key_name = found->name;
 		req_add_header_str(r, "Cache-Control: no-store");
-		if (found->retired_ms) {
+		if (st == RS_KEY_GRACE) {
 			char when[32];
-			rs_format_utc(found->retired_ms, when, sizeof(when));
+			rs_format_utc(rs_apikey_retired_ms(&found->times, r->conf->key_grace_ms),
+				      when, sizeof(when));
 			RS_LOG(RS_LOG_INFO, r->id, "rotated key %s used in its grace period",
 			       found->name);
 			req_add_header(r, "Warning: 299 resync \"this API key was rotated; it stops working at %s\"",

@@ -59,7 +59,7 @@ const struct route routes[] = {
 	{ "GET", "/api/health/ready", ROLE_NONE, RL_EXEMPT, api_health_ready, NULL },
 	{ "GET", "/api/status", ROLE_ADMIN, RL_READ, api_status, NULL },
 	{ "GET", "/api/cache/stats", ROLE_VIEWER, RL_READ, api_cache_stats, &in_cache_stats },
-	{ "POST", "/api/cache/purge", ROLE_ADMIN, RL_WRITE, api_cache_purge, &in_purge },
+	{ "POST", "/api/cache/purge", ROLE_OPERATOR, RL_WRITE, api_cache_purge, &in_purge },
 	{ "GET", "/metrics", ROLE_VIEWER, RL_READ, api_metrics, NULL },
 	{ "GET", "/api/system/status", ROLE_VIEWER, RL_READ, api_hwa_system_status, NULL },
 	{ "GET", "/api/workstations/status", ROLE_VIEWER, RL_READ, api_hwa_workstations_status, NULL },

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "apikey.h"
 #include "ask.h"
 #include "buf.h"
 #include "config.h"
@@ -50,8 +51,7 @@ struct api_key {
 	char *name;
 	unsigned char hash[32];     /* SHA-256 of the key */
 	enum role role;
-	int64_t expires_ms;         /* 0 = never */
-	int64_t retired_ms;         /* rotated + [auth] key_grace; 0 = not rotated */
+	struct rs_key_times times;  /* [key] created, expires, rotated */
 };
 
 /* Everything a request reads from the configuration, parsed once per load. */
@@ -68,6 +68,7 @@ struct srv_conf {
 	bool request_id_re_ok;
 	struct api_key *keys;
 	size_t nkeys;
+	int64_t key_grace_ms, key_rotation_ms;   /* [auth] */
 	/* HS256 bearer tokens; jwt.secret NULL: JWT off.  Strings borrowed
 	 * from cfg. */
 	struct rs_jwt_options jwt;

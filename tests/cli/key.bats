@@ -11,6 +11,24 @@ load helpers
 	hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
 	assert_output_has "[key oncall]" "hash = $hash" "role = operator"
 	assert_output_lacks "expires"
+	# created: now, in UTC
+	created=$(sed -n 's/^created = //p' <<<"$output")
+	[[ $created =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]
+	(( $(date -u -d "$created" +%s) >= $(date -u +%s) - 60 ))
+}
+
+@test "key generate: config-validate warns about a key older than [auth] key_rotation_interval" {
+	rctl -q key generate ci | sed 1d >keys.conf
+	run rctl config-validate keys.conf
+	assert_status 0
+	assert_output_lacks "key_rotation_interval"
+	sed -i 's/^created = .*/created = 2020-01-01/' keys.conf
+	run rctl config-validate keys.conf
+	assert_status 0
+	assert_output_has "[key ci] created: the key is older than [auth] key_rotation_interval (30d)"
+	printf 'rotated = 2020-02-01\n' >>keys.conf
+	run rctl config-validate keys.conf
+	assert_output_has "the key's grace period is over: remove its section"
 }
 
 @test "key generate: the section it prints is a valid configuration" {
@@ -32,7 +50,7 @@ load helpers
 @test "key generate: --json" {
 	run --separate-stderr rctl --json key generate -r admin -e 2031-02-03 ops
 	assert_status 0
-	assert_jq '.name == "ops" and .role == "admin" and .expires == "2031-02-03"'
+	assert_jq '.name == "ops" and .role == "admin" and .expires == "2031-02-03" and (.created | test("Z$"))'
 	key=$(jq -r .key <<<"$output")
 	[ "$(jq -r .hash <<<"$output")" = "$(printf %s "$key" | sha256sum | cut -d' ' -f1)" ]
 }

@@ -40,7 +40,7 @@ key_conf() {
 	assert_output_lacks rotated
 	req GET /api/status -H "Authorization: Bearer $GONE"
 	assert_error 401 unauthorized
-	grep -q 'key old was rotated and its grace is over' "$T/resync.log"
+	grep -q 'key old is rotated and its grace is over' "$T/resync.log"
 }
 
 @test "keys: [auth] key_grace = 0 retires a rotated key at once" {

@@ -258,16 +258,30 @@ cache_keys() {
 	entries_are 0
 }
 
-@test "purge: needs the admin role: 401 anonymous, 403 viewer, nothing purged" {
-	rs_conf
+@test "purge: needs the operator role: 401 anonymous, 403 viewer, nothing purged; /api/status needs admin" {
+	OPS_KEY=$(rand_hex 32)
+	rs_conf "key ops.hash=$(sha256 "$OPS_KEY")" "key ops.role=operator"
 	cache_keys jobs:a
 	rs_start
+	req GET /api/status
+	assert_error 401 unauthorized
+	req_viewer GET /api/status
+	assert_error 403 forbidden
+	req GET /api/status -H "X-API-Key: $OPS_KEY"
+	assert_error 403 forbidden
+	assert_output_has 'admin role'
+	req_admin GET /api/status
+	assert_code 200
 	req POST /api/cache/purge -H 'Content-Type: application/json' --data-binary '{"scope":"system"}'
 	assert_error 401 unauthorized
 	req_viewer POST /api/cache/purge -H 'Content-Type: application/json' --data-binary '{"scope":"system"}'
 	assert_error 403 forbidden
 	assert_cached jobs:a
 	entries_are 1
+	req POST /api/cache/purge -H "X-API-Key: $OPS_KEY" -H 'Content-Type: application/json' \
+		--data-binary '{"key":"jobs:a"}'
+	assert_code 200
+	assert_jq '.purged == 1'
 }
 
 @test "purge: an object that is not exactly one selector is 400 bad_request" {
