@@ -8,17 +8,20 @@
  *
  * Deliberate quirks:
  *  - every method gets the file (HWA's .../query calls are POSTs); request
- *    bodies are read and thrown away;
- *  - the control endpoints /_fault, /_stats and /_reset are never faulted
- *    and never counted, and a connection is counted from its first other
+ *    bodies are read and thrown away, unless --record keeps them for its
+ *    line (record.c);
+ *  - --accept-any answers 200 {} where there is no file, for any method:
+ *    a webhook receiver needs no fixture per URL;
+ *  - the control endpoints /_fault, /_stats and /_reset are never faulted,
+ *    counted or recorded, and a connection is counted from its first other
  *    request, so polling /_stats does not disturb what it reads;
  *  - one detached thread per connection and blocking I/O, no event loop:
  *    simple, and a hanging connection cannot stall the others.
  *
  * Ownership: a connection's thread owns its struct conn and frees it; a
  * struct response owns its body.  Everything shared (the fault and the
- * counters) is in `state`, under state.lock; `opt` is read-only once the
- * server runs.
+ * counters) is in `state`, under state.lock; `opt` and `recorder` are
+ * read-only once the server runs (the recorder locks its own writes).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +44,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "record.h"
 
 /* Plain numbers: the error messages quote them with STR(). */
 #define MAX_HEAD_BYTES 16384
@@ -70,24 +75,38 @@
 #define STR(x) STR_(x)
 
 static const char usage_text[] =
-	"usage: fakehwa [-l HOST:PORT] [-d DIR] [--port-file FILE] [-q] [-h]\n"
+	"usage: fakehwa [-l HOST:PORT] [-d DIR] [--port-file FILE] [--record FILE]\n"
+	"               [--accept-any] [-q] [-h]\n"
 	"  -l, --listen HOST:PORT  where to listen (default " DEFAULT_LISTEN
 	"; port 0: any free port)\n"
 	"  -d, --dir DIR           the fixture root (default " DEFAULT_DIR ")\n"
 	"      --port-file FILE    write the port listened on to FILE\n"
+	"      --record FILE       append one JSON line per request to FILE (created,\n"
+	"                          never truncated): time_ms, method, path, query,\n"
+	"                          content_type, body (parsed when JSON, else a\n"
+	"                          string), fault, status; not the control endpoints\n"
+	"      --accept-any        a path with no fixture gets 200 {} instead of 404\n"
+	"                          (any method; faults still apply)\n"
 	"  -q, --quiet             no log line per request\n"
 	"  -h, --help              this help\n"
 	"Control endpoints: /_fault?mode=MODE[&ms=N][&status=N][&retry_after=S]\n"
 	"[&count=N][&path=PREFIX],\n"
-	"/_stats, /_reset (tests/fixtures/hwa/README.md).\n";
+	"/_stats, /_reset (tests/fixtures/hwa/README.md).\n"
+	"Exit status: 0 on SIGTERM or SIGINT; 1 when it cannot listen, write the\n"
+	"port file or open the record file; 2 on a bad argument.\n";
 
 static struct {
 	char host[256];
 	char port[24];
 	const char *dir;
 	const char *port_file;
+	const char *record_file;
+	bool accept_any;
 	bool quiet;
 } opt = { .dir = DEFAULT_DIR };
+
+/* --record's file; NULL without it.  Set before the threads start. */
+static struct recorder *recorder;
 
 enum fault_mode {
 	FAULT_NONE, FAULT_LATENCY, FAULT_STATUS, FAULT_RESET, FAULT_HANG,
@@ -148,17 +167,22 @@ struct conn {
 	char buf[MAX_HEAD_BYTES];
 };
 
-/* Points into its connection's buffer. */
+/* All but body point into its connection's buffer. */
 struct request {
 	const char *method;
 	char *path;		/* percent-decoded, without the query */
 	char *query;		/* "" when there is none */
+	const char *content_type;	/* NULL when there is none */
 	unsigned long content_length;
+	char *body;		/* malloc'd, owned (conn_main frees it); only
+				 * with --record, else NULL */
+	size_t body_len;
 	bool keep_alive;
 	bool expect_continue;
 	bool chunked;
 	bool head;
 	struct timespec start;
+	long long time_ms;	/* start on the wall clock, for --record */
 };
 
 struct response {
@@ -192,6 +216,14 @@ static double ms_since(struct timespec t0)
 
 	return (double)(t.tv_sec - t0.tv_sec) * 1e3 +
 		(double)(t.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+static long long wall_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static void sleep_ms(unsigned long ms)
@@ -469,6 +501,14 @@ static void file_response(const char *path, struct response *r)
 		if (n > 0 && (size_t)n < sizeof name)
 			fd = open_regular(name);
 	}
+	if (fd < 0 && opt.accept_any) {
+		r->status = 200;
+		r->body = strdup("{}");
+		if (!r->body)
+			out_of_memory();
+		r->len = strlen(r->body);
+		return;
+	}
 	if (fd < 0) {
 		error_response(r, 404, "not found: %s", path);
 		return;
@@ -723,6 +763,8 @@ static const char *parse_header(char *line, struct request *q)
 	if (strcasecmp(line, "Content-Length") == 0) {
 		if (!parse_ulong(value, ULONG_MAX, &q->content_length))
 			return "bad Content-Length";
+	} else if (strcasecmp(line, "Content-Type") == 0) {
+		q->content_type = value;
 	} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
 		q->chunked = true;
 	} else if (strcasecmp(line, "Connection") == 0) {
@@ -783,27 +825,39 @@ static bool refuse(struct conn *c, unsigned long status, const char *why)
 	return false;
 }
 
-/* Drops the request body: the bytes of it already in buf, then the rest
- * from the socket, never reading past it (a pipelined request may follow). */
-static bool skip_body(struct conn *c, size_t head_len, unsigned long body_len)
+/* Reads the request body: the bytes of it already in buf, then the rest
+ * from the socket, never reading past it (a pipelined request may follow).
+ * With --record it is kept in q->body, else dropped. */
+static bool read_body(struct conn *c, size_t head_len, struct request *q)
 {
 	size_t in_buf = c->len - head_len;
-	char sink[4096];
+	unsigned long left = q->content_length;
+	char sink[4096], *to;
+	size_t want;
 	ssize_t n;
 
-	if (in_buf >= body_len) {
-		c->used = head_len + body_len;
-		return true;
+	if (in_buf > left)
+		in_buf = left;
+	if (recorder) {
+		q->body = malloc(left ? left : 1);
+		if (!q->body)
+			out_of_memory();
+		memcpy(q->body, c->buf + head_len, in_buf);
+		q->body_len = in_buf;
 	}
-	body_len -= in_buf;
-	c->used = c->len;
-	while (body_len > 0) {
-		n = read(c->fd, sink, body_len < sizeof sink ? body_len : sizeof sink);
+	c->used = head_len + in_buf;
+	left -= in_buf;
+	while (left > 0) {
+		to = q->body ? q->body + q->body_len : sink;
+		want = q->body || left < sizeof sink ? left : sizeof sink;
+		n = read(c->fd, to, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return false;
-		body_len -= (unsigned long)n;
+		if (q->body)
+			q->body_len += (size_t)n;
+		left -= (unsigned long)n;
 	}
 	return true;
 }
@@ -818,6 +872,7 @@ static bool read_request(struct conn *c, struct request *q)
 
 	memset(q, 0, sizeof *q);
 	q->start = now();
+	q->time_ms = wall_ms();
 	if (end == 0)
 		return false;
 	if (end < 0)
@@ -835,7 +890,7 @@ static bool read_request(struct conn *c, struct request *q)
 	if (q->expect_continue && q->content_length > 0 &&
 	    !send_all(c->fd, go_on, sizeof go_on - 1))
 		return false;
-	return skip_body(c, (size_t)end, q->content_length);
+	return read_body(c, (size_t)end, q);
 }
 
 /* Never answer: wait for the client to give up.  Whatever it still sends
@@ -859,7 +914,7 @@ static void hang(int fd)
 }
 
 /* The answer to a non-control request under fault f; false when the fault
- * leaves nothing to send (reset, hang). */
+ * leaves nothing to send (reset, hang: the caller hangs, after recording). */
 static bool faulted_response(struct conn *c, const struct request *q,
 			     const struct fault_action *f, struct response *r)
 {
@@ -868,7 +923,6 @@ static bool faulted_response(struct conn *c, const struct request *q,
 		c->close_how = CLOSE_RESET;
 		return false;
 	case FAULT_HANG:
-		hang(c->fd);
 		return false;
 	case FAULT_STATUS:
 		error_response(r, f->status, "injected status %lu", f->status);
@@ -898,6 +952,24 @@ static void log_request(const struct request *q, unsigned long status,
 		ms_since(q->start));
 }
 
+/* One --record line; status 0 when none is sent.  Written before the
+ * answer goes out, so that a client that has its answer finds the line. */
+static void record_request(const struct request *q, enum fault_mode mode,
+			   unsigned long status)
+{
+	struct record rec = {
+		.time_ms = q->time_ms, .method = q->method, .path = q->path,
+		.query = q->query, .content_type = q->content_type,
+		.body = q->body, .body_len = q->body_len,
+		.fault = mode == FAULT_NONE ? NULL : fault_names[mode],
+		.status = status,
+	};
+
+	if (recorder && recorder_write(recorder, &rec) != 0)
+		fprintf(stderr, "fakehwa: cannot record %s %s in '%s': %s\n",
+			q->method, q->path, opt.record_file, strerror(errno));
+}
+
 /* Answers q; whether the connection stays open for another request. */
 static bool handle(struct conn *c, struct request *q)
 {
@@ -909,9 +981,13 @@ static bool handle(struct conn *c, struct request *q)
 	if (!control_response(q, &r)) {
 		f = account(c, q->path);
 		if (!faulted_response(c, q, &f, &r)) {
+			record_request(q, f.mode, 0);
+			if (f.mode == FAULT_HANG)
+				hang(c->fd);
 			log_request(q, 0, f.mode);
 			return false;
 		}
+		record_request(q, f.mode, r.status);
 	}
 	if (f.mode == FAULT_CLOSE || f.mode == FAULT_PARTIAL)
 		keep = false;
@@ -973,9 +1049,14 @@ static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
 	struct request q;
+	bool more;
 
-	while (read_request(c, &q) && handle(c, &q))
-		next_request(c);
+	do {
+		more = read_request(c, &q) && handle(c, &q);
+		free(q.body);
+		if (more)
+			next_request(c);
+	} while (more);
 	conn_end(c);
 	return NULL;
 }
@@ -1218,6 +1299,8 @@ static int parse_args(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "port-file", required_argument, NULL, 'P' },
+		{ "record", required_argument, NULL, 'R' },
+		{ "accept-any", no_argument, NULL, 'A' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1231,6 +1314,8 @@ static int parse_args(int argc, char **argv)
 		case 'l': listen_spec = optarg; break;
 		case 'd': opt.dir = optarg; break;
 		case 'P': opt.port_file = optarg; break;
+		case 'R': opt.record_file = optarg; break;
+		case 'A': opt.accept_any = true; break;
 		case 'q': opt.quiet = true; break;
 		case 'h': fputs(usage_text, stdout); return -1;
 		default: fputs(usage_text, stderr); return 2;
@@ -1253,6 +1338,12 @@ int main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
+	/* Before listening: a test waiting for the port file sees the exit. */
+	if (opt.record_file && !(recorder = recorder_new(opt.record_file))) {
+		fprintf(stderr, "fakehwa: cannot open the record file '%s': %s\n",
+			opt.record_file, strerror(errno));
+		return 1;
+	}
 	raise_nofile_limit();
 	if (!setup_signals())
 		return 1;
@@ -1273,5 +1364,7 @@ int main(int argc, char **argv)
 	close(lfd);
 	close(sig_pipe[0]);
 	close(sig_pipe[1]);
+	/* The recorder is left to the exit to close: a connection thread may
+	 * still be writing a line to it. */
 	return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # tests/fakehwa/fakehwa, the fake HWA server, alone: the fixtures it serves,
-# its HTTP framing, each fault mode of /_fault, /_stats, /_reset, its
-# command line and signals.  Each test starts its own server on a port the
+# its HTTP framing, each fault mode of /_fault, /_stats, /_reset, --record
+# and --accept-any, its command line and signals.  Each test starts its own server on a port the
 # kernel picks (-l 127.0.0.1:0), read from its --port-file.
 
 load helpers
@@ -466,6 +466,138 @@ not_alive() {
 	assert_stats '.open_connections == 0'
 }
 
+# ---- --record and --accept-any: a webhook receiver ------------------------------------
+
+# rec_line N: $output is line N of $T/rec (which must have exactly $2 lines
+# when given), for assert_jq.
+rec_line() {
+	local n
+
+	n=$(wc -l <"$T/rec")
+	if [ -n "${2:-}" ] && [ "$n" -ne "$2" ]; then
+		printf 'expected %s lines in the record, got %s:\n%s\n' "$2" "$n" "$(cat "$T/rec")" >&2
+		return 1
+	fi
+	output=$(sed -n "$1p" "$T/rec")
+}
+
+@test "--record: a JSON body is recorded parsed, with method, path, query, type, status" {
+	local t0 t1
+
+	echo '{"earlier":"line"}' >"$T/rec"
+	fake_start --record "$T/rec" --accept-any
+	t0=$(now_ms)
+	req POST '/hook?token=a%20b' -H 'Content-Type: application/json' \
+		--data-binary $'{ "incident": {"id": 7, "tags": ["x", "\u00e9"]},\n  "ok": true, "n": null }'
+	t1=$(now_ms)
+	assert_code 200
+	rec_line 1 2
+	assert_jq '. == {"earlier":"line"}'
+	rec_line 2
+	assert_jq ".time_ms >= $t0 and .time_ms <= $t1"
+	assert_jq '.method == "POST" and .path == "/hook" and .query == "token=a%20b"
+		and .content_type == "application/json" and .fault == null and .status == 200'
+	assert_jq '.body == {"incident": {"id": 7, "tags": ["x", "é"]}, "ok": true, "n": null}'
+}
+
+@test "--record: a body that is not JSON is recorded as an escaped string" {
+	# A quote, a backslash, a newline, a tab, a control byte, a byte that is
+	# not UTF-8 (U+FFFD in the record), and a valid é.
+	printf 'he said "hi" \\ back\nnext\tline\001 \377 \303\251' >"$T/body"
+	fake_start --record "$T/rec" --accept-any
+	req POST /hook -H 'Content-Type: text/plain' --data-binary @"$T/body"
+	assert_code 200
+	rec_line 1 1
+	assert_output_has '"body":"he said \"hi\" \\ back\nnext\tline\u0001 '
+	assert_jq '.content_type == "text/plain"'
+	assert_jq '.body == "he said \"hi\" \\ back\nnext\tline\u0001 \ufffd é"'
+	req GET /hook
+	rec_line 2 2
+	assert_jq '.method == "GET" and .body == "" and .content_type == null'
+}
+
+@test "--record: control endpoints are not recorded; faulted requests are, with the fault and the status sent" {
+	fake_start --record "$T/rec"
+	fault 'mode=status&status=502&count=1'
+	req POST "$JOBQ" -H 'Content-Type: application/json' --data-binary '{"q":1}'
+	assert_code 502
+	req GET "$INFO"
+	req GET /_stats
+	req POST /_reset --data-binary '{"not":"recorded"}'
+	fault 'mode=reset&count=1'
+	run curl -sS -m 10 -o /dev/null "$RS_URL$INFO"
+	assert_status 56
+	fault 'mode=hang&count=1'
+	run curl -sS -m 1 -o /dev/null -d 'h' "$RS_URL$JOBQ"
+	assert_status 28
+	req GET /nope
+	assert_code 404
+	rec_line 1 5
+	assert_jq ".path == \"$JOBQ\" and .body == {\"q\":1} and .fault == \"status\" and .status == 502"
+	rec_line 2
+	assert_jq ".path == \"$INFO\" and .fault == null and .status == 200"
+	rec_line 3
+	assert_jq ".path == \"$INFO\" and .fault == \"reset\" and .status == null"
+	rec_line 4
+	assert_jq ".path == \"$JOBQ\" and .body == \"h\" and .fault == \"hang\" and .status == null"
+	rec_line 5
+	assert_jq '.path == "/nope" and .fault == null and .status == 404'
+}
+
+@test "--accept-any: a path without a fixture is 200 {}; fixtures and faults still apply" {
+	fake_start
+	req POST /anything --data-binary '{}'
+	assert_code 404
+	stop_pid "$FAKE_PID" TERM
+	fake_start --accept-any
+	req POST /anything/at/all -H 'Content-Type: application/json' --data-binary '{"a":1}'
+	assert_code 200
+	assert_header Content-Type application/json
+	[ "$output" = '{}' ] || { echo "expected the body {}, got '$output'" >&2; return 1; }
+	req GET /other
+	assert_code 200
+	req GET "$INFO"
+	assert_same_file "$T/resp.body" "$INFO_FILE"
+	fault 'mode=status&status=503&count=1'
+	req POST /anything
+	assert_code 503
+}
+
+# Bodies of 20 KB, so that lines written in pieces would interleave.
+@test "--record: 50 concurrent POSTs give 50 whole lines" {
+	local i pad pids=() line n=0
+
+	fake_start -q --record "$T/rec" --accept-any
+	printf -v pad '%*s' 20000 ''
+	for ((i = 1; i <= 50; i++)); do
+		printf '{"n":%d,"pad":"%s"}' "$i" "${pad// /x}" >"$T/body.$i"
+		curl -sS -m 30 -o /dev/null -H 'Content-Type: application/json' \
+			--data-binary @"$T/body.$i" "$RS_URL/hook/$i" </dev/null 3>&- &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i" || { echo "a curl (pid $i) failed" >&2; return 1; }
+	done
+	while IFS= read -r line; do
+		n=$((n + 1))
+		jq -c . <<<"$line" >/dev/null ||
+			{ printf 'line %d is not JSON: %.200s...\n' "$n" "$line" >&2; return 1; }
+	done <"$T/rec"
+	[ "$n" -eq 50 ] || { echo "expected 50 lines, got $n" >&2; return 1; }
+	output=$(jq -sc '[.[] | select(.path == "/hook/\(.body.n)"
+		and (.body.pad | length) == 20000) | .body.n] | sort' "$T/rec")
+	[ "$output" = "[$(seq -s, 1 50)]" ] ||
+		{ echo "expected the bodies 1 to 50, each once with its path, got $output" >&2; return 1; }
+}
+
+@test "--record: a file that cannot be opened is exit 1, naming it, before listening" {
+	run --separate-stderr "$FAKEHWA" -d "$FIXTURES" --port-file "$T/port" \
+		--record "$T/no/such/dir/rec"
+	assert_status 1
+	assert_stderr_has "fakehwa: cannot open the record file '$T/no/such/dir/rec': No such file or directory"
+	[ ! -e "$T/port" ] || { echo "the port file was written" >&2; return 1; }
+}
+
 # ---- the command line and signals ------------------------------------------------------
 
 @test "it says where it listens and logs one line per request; -q keeps quiet" {
@@ -490,7 +622,8 @@ not_alive() {
 @test "-h prints the usage on stdout, exit 0; bad arguments print it on stderr, exit 2" {
 	run --separate-stderr "$FAKEHWA" -h
 	assert_status 0
-	assert_output_has 'usage: fakehwa' '--port-file'
+	assert_output_has 'usage: fakehwa' '--port-file' '--record FILE' '--accept-any' \
+		'1 when it cannot listen, write the'
 	for args in '--bogus' '-l nonsense' '-l 127.0.0.1:99999' "-d $T/none" 'extra'; do
 		# shellcheck disable=SC2086 # split on purpose
 		run --separate-stderr "$FAKEHWA" $args
