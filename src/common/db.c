@@ -200,6 +200,28 @@ static const struct migration migrations[] = {
 		       ");\n"
 		       "CREATE INDEX idempotency_expires ON idempotency (expires_ms);",
 	},
+	{
+		/* The audit log (audit.h): append-only, hash-chained.  seq is
+		 * assigned by the writer inside its transaction (head + 1), so
+		 * no AUTOINCREMENT; time_us serves list --since and prune
+		 * --before. */
+		.version = 8,
+		.sql = "CREATE TABLE audit (\n"
+		       "	seq INTEGER PRIMARY KEY,\n"
+		       "	time_us INTEGER NOT NULL,\n"
+		       "	actor TEXT NOT NULL,\n"
+		       "	source TEXT NOT NULL,\n"
+		       "	action TEXT NOT NULL,\n"
+		       "	target TEXT NOT NULL,\n"
+		       "	outcome TEXT NOT NULL CHECK (outcome IN ('success', 'denied', 'failure')),\n"
+		       "	request_id TEXT NOT NULL,\n"
+		       "	details TEXT NOT NULL,\n"
+		       "	key_id TEXT NOT NULL,\n"
+		       "	prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),\n"
+		       "	hash BLOB NOT NULL CHECK (length(hash) = 32)\n"
+		       ");\n"
+		       "CREATE INDEX audit_time ON audit (time_us);",
+	},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

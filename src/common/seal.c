@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "util.h"
@@ -436,4 +437,20 @@ forged:
 	return rs_err_set(err,
 			  "value sealed with key %s does not authenticate (wrong key or corrupted)",
 			  key_id);
+}
+
+int rs_keyring_hmac(const struct rs_keyring *k, const char *key_id, const void *data,
+		    size_t n, unsigned char out[32], char id_out[RS_SEAL_ID_CHARS + 1],
+		    struct rs_err *err)
+{
+	const struct rs_key *key = key_id ? find_key(k, key_id) : (k->n ? &k->keys[0] : NULL);
+	unsigned int len = 0;
+
+	if (!key)
+		return rs_err_set(err, "key %s is not in the key file", key_id ? key_id : "(none)");
+	if (!HMAC(EVP_sha256(), key->key, RS_SEAL_KEY_BYTES, data, n, out, &len) || len != 32)
+		return ossl_fail(err, "HMAC-SHA256");
+	if (id_out)
+		memcpy(id_out, key->id, RS_SEAL_ID_CHARS + 1);
+	return 0;
 }

@@ -95,4 +95,11 @@ int rs_unseal(const struct rs_keyring *k, const char *key_id,
 	      const void *aad, size_t aadlen, const void *sealed, size_t slen,
 	      void **plain, size_t *plen, struct rs_err *err);
 
+/* HMAC-SHA256 of data with the key key_id (NULL: the current key), for
+ * the audit chain; id_out (may be NULL) gets the key's id.  -1 when the
+ * key is not in the ring. */
+int rs_keyring_hmac(const struct rs_keyring *k, const char *key_id, const void *data,
+		    size_t n, unsigned char out[32], char id_out[RS_SEAL_ID_CHARS + 1],
+		    struct rs_err *err);
+
 #endif

@@ -10,6 +10,8 @@
  *                                   [alerts] error_rate_percent
  *   latency_p95_high      warning   p95 of the last minute >=
  *                                   [alerts] p95_latency
+ *   audit_queue_full      critical  the audit queue is 90% full, refused
+ *                                   a record, or cannot commit
  *
  * An incident is logged when it starts and when it ends, and, with
  * [alerts] webhook_url, handed to the notifier (src/common/alert.h), which
@@ -47,11 +49,11 @@ struct window {
 	struct rs_hist latency;     /* microseconds */
 };
 
-enum incident { I_PERSISTENCE, I_COMMITS, I_MEMORY, I_ERRORS, I_LATENCY, I_COUNT };
+enum incident { I_PERSISTENCE, I_COMMITS, I_MEMORY, I_ERRORS, I_LATENCY, I_AUDIT, I_COUNT };
 
 static const char *const incident_names[I_COUNT] = {
 	"persistence_degraded", "log_commit_failures", "cache_memory_high",
-	"error_rate_high", "latency_p95_high",
+	"error_rate_high", "latency_p95_high", "audit_queue_full",
 };
 
 static struct {
@@ -64,6 +66,7 @@ static struct {
 	size_t nbreakers;
 	uint64_t commit_failures;
 	int64_t last_commit_failure_ms;
+	uint64_t audit_refused;
 	atomic_uint firing_now;
 } A;
 
@@ -202,6 +205,28 @@ static void check_store(struct server *s, const struct srv_conf *c)
 	rs_cache_stats_free(&cs);
 }
 
+/* Requests wait (on_full = block) or fail (fail) when the audit queue
+ * fills: either is an incident before it happens, if possible. */
+static void check_audit(struct server *s)
+{
+	struct rs_audit_stats st;
+	char summary[RS_ERR_MSG_MAX + 96];
+
+	if (!s->audit)
+		return;
+	rs_audit_stats(s->audit, &st);
+	bool full = st.queue_size && st.queued * 10 >= st.queue_size * 9;
+	bool bad = full || st.refused > A.audit_refused || st.degraded;
+	snprintf(summary, sizeof(summary), "the audit log is %s (%u of %u queued%s%s)",
+		 st.degraded ? "failing to commit" : full ? "nearly full" : "refusing records",
+		 st.queued, st.queue_size, st.last_error[0] ? "; " : "", st.last_error);
+	set(&A.firing[I_AUDIT], bad, incident_names[I_AUDIT], "critical", summary,
+	    bad ? json_pack("{s:i,s:i,s:I,s:b}", "queued", (int)st.queued, "queue_size",
+			    (int)st.queue_size, "refused", (json_int_t)st.refused,
+			    "degraded", st.degraded) : NULL);
+	A.audit_refused = st.refused;
+}
+
 /* The minute just ended: error rate and p95. */
 static void check_window(const struct srv_conf *c)
 {
@@ -237,6 +262,7 @@ void alerts_check(struct server *s)
 
 	check_breakers(s);
 	check_store(s, c);
+	check_audit(s);
 	if (now - A.window_start_ms >= WINDOW_MS) {
 		check_window(c);
 		A.window_start_ms = now;

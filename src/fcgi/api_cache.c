@@ -165,5 +165,9 @@ void api_cache_purge(struct req *r)
 		req_json(r, 200, json_pack("{s:I,s:s}", "purged", (json_int_t)removed,
 					   what, value));
 	}
+	char target[96];
+	snprintf(target, sizeof(target), "%s:%.80s", what, value);
+	audit_request(r, "cache.purge", rc < 0 ? RS_AUDIT_FAILURE : RS_AUDIT_SUCCESS, target,
+		      json_pack("{s:I}", "removed", (json_int_t)removed));
 	json_decref(body);
 }

@@ -313,7 +313,7 @@ void api_metrics(struct req *r)
 	if (rs_metrics_render(r->srv->metrics, &b) < 0 || cache_metrics(r->srv, &b) < 0 ||
 	    server_metrics(r->srv, &b) < 0 || upstream_metrics(r->srv, &b) < 0 ||
 	    breaker_metrics(r->srv, &b) < 0 || door_metrics(r->srv, &b) < 0 ||
-	    alerts_metrics(&b) < 0) {
+	    alerts_metrics(&b) < 0 || audit_metrics(r->srv, &b) < 0) {
 		rs_buf_free(&b);
 		req_error(r, 500, "internal_error", "the metrics could not be rendered");
 		return;

@@ -74,13 +74,18 @@ int breakers_load(struct server *s, struct rs_err *err)
 	return 0;
 }
 
-static void log_events(const struct rs_breaker_event *ev, size_t n)
+static void log_events(struct server *s, const struct rs_breaker_event *ev, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		RS_LOG(ev[i].to == RS_BREAKER_CLOSED ? RS_LOG_NOTICE : RS_LOG_WARNING, NULL,
 		       "circuit breaker %s: %s -> %s (%s%s%s)", ev[i].name,
 		       rs_breaker_state_name(ev[i].from), rs_breaker_state_name(ev[i].to),
 		       ev[i].reason, ev[i].actor[0] ? ", by " : "", ev[i].actor);
+		audit_system(s, "breaker.transition", RS_AUDIT_SUCCESS, ev[i].name,
+			     json_pack("{s:s,s:s,s:s,s:s?}", "from", rs_breaker_state_name(ev[i].from),
+				       "to", rs_breaker_state_name(ev[i].to), "reason", ev[i].reason,
+				       "by", ev[i].actor[0] ? ev[i].actor : NULL));
+	}
 }
 
 /* Log breaker i's queued transitions and, with a database, save its
@@ -95,7 +100,7 @@ static int flush(struct server *s, struct rs_db *db, size_t i, int64_t now,
 	size_t n = rs_breaker_take_events(b, ev, EVENTS_PER_SYNC);
 	struct rs_breaker_info bi;
 
-	log_events(ev, n);
+	log_events(s, ev, n);
 	if (!db || (!n && !force))
 		return 0;
 	rs_breaker_info(b, now, &bi);
@@ -130,7 +135,7 @@ static int apply_commands(struct server *s, struct rs_db *db, struct rs_err *err
 		if (flush(s, db, i, now, false, err) < 0)
 			rc = -1;
 		rs_breaker_command(b, row->command, row->command_actor, now);
-		log_events(ev, rs_breaker_take_events(b, ev, EVENTS_PER_SYNC));
+		log_events(s, ev, rs_breaker_take_events(b, ev, EVENTS_PER_SYNC));
 		seen[i].saved_ms = 0;      /* save the new state now */
 	}
 	rs_breaker_rows_free(rows, n);

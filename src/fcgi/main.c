@@ -8,6 +8,7 @@
  * before FCGX_Init, which only installs its own where none is set.
  */
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -336,6 +337,41 @@ static void report_restart_keys(const struct rs_config *old, const struct rs_con
 	}
 }
 
+/* The SHA-256 of a configuration file in hex ("-" when unreadable): the
+ * audit record of a reload names the file's old and new contents. */
+static void file_sha256(const char *path, char out[65])
+{
+	unsigned char md[32];
+	char buf[65536];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	FILE *f = path ? fopen(path, "rb") : NULL;
+	bool ok = c && f && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	size_t n;
+
+	while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		ok = EVP_DigestUpdate(c, buf, n);
+	ok = ok && !ferror(f) && EVP_DigestFinal_ex(c, md, NULL);
+	if (ok)
+		rs_hex_encode(md, sizeof(md), out);
+	else
+		strcpy(out, "-");
+	if (f)
+		fclose(f);
+	EVP_MD_CTX_free(c);
+}
+
+static void audit_reload(struct server *s, bool ok, const char *why)
+{
+	char now[65];
+
+	file_sha256(s->config_path, now);
+	audit_system(s, "config.reload", ok ? RS_AUDIT_SUCCESS : RS_AUDIT_FAILURE, s->config_path,
+		     json_pack("{s:s,s:s,s:s?}", "old_sha256", s->config_sha256,
+			       "new_sha256", now, "error", why));
+	if (ok)
+		memcpy(s->config_sha256, now, sizeof(now));
+}
+
 static void reload(struct server *s)
 {
 	struct rs_err err = RS_ERR_INIT;
@@ -344,6 +380,7 @@ static void reload(struct server *s)
 
 	if (!cfg) {
 		atomic_fetch_add(&s->reload_failures, 1);
+		audit_reload(s, false, "the configuration has errors");
 		return;
 	}
 	struct srv_conf *old = conf_get(s);
@@ -356,6 +393,7 @@ static void reload(struct server *s)
 		RS_LOG(RS_LOG_ERROR, NULL, "reload failed: %s", err.msg);
 		rs_config_free(cfg);
 		atomic_fetch_add(&s->reload_failures, 1);
+		audit_reload(s, false, err.msg);
 		return;
 	}
 	c->refs = 1;
@@ -366,6 +404,7 @@ static void reload(struct server *s)
 	conf_put(s, old);
 	atomic_fetch_add(&s->reloads, 1);
 	RS_LOG(RS_LOG_NOTICE, NULL, "configuration reloaded from %s", s->config_path);
+	audit_reload(s, true, NULL);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -582,7 +621,9 @@ int main(int argc, char **argv)
 		RS_LOG(RS_LOG_ERROR, NULL, "cannot start: %s", err.msg);
 		goto out_cfg;
 	}
-	if (upstreams_init(s, cfg, &err) < 0) {
+	/* breakers restored at start are audited as they are saved */
+	file_sha256(s->config_path, s->config_sha256);
+	if (auditing_start(s, cfg, &err) < 0 || upstreams_init(s, cfg, &err) < 0) {
 		fprintf(stderr, "resync-fcgi: %s\n", err.msg);
 		RS_LOG(RS_LOG_ERROR, NULL, "cannot start: %s", err.msg);
 		goto out_store;
@@ -652,6 +693,7 @@ int main(int argc, char **argv)
 out_store:
 	/* the routes fill the store's cache: gone before it is */
 	alerts_stop();
+	auditing_stop(s);
 	rs_hwa_free(s->hwa);
 	rs_ask_free(s->ask);
 	rs_upstreams_free(s->ups);

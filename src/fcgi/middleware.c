@@ -99,6 +99,9 @@ static int authenticate_jwt(struct req *r, const char *token, enum role need)
 		       r->remote_addr ? r->remote_addr : "-", rs_jwt_error_name(e));
 		if (ratelimit_auth_failure(r))
 			return -1;
+		audit_request(r, "auth.failure", RS_AUDIT_DENIED, NULL,
+			      json_pack("{s:s,s:s}", "credential", "jwt", "reason",
+					rs_jwt_error_name(e)));
 		req_add_header_str(r, "WWW-Authenticate: Bearer error=\"invalid_token\"");
 		req_error(r, 401, "unauthorized", "authentication required");
 		return -1;
@@ -133,9 +136,12 @@ static int authenticate(struct req *r, enum role need)
 							       r->conf->key_grace_ms,
 							       r->conf->key_rotation_ms)
 					     : RS_KEY_ACTIVE;
+		const char *why = "unknown key", *which = NULL;
 		if (st == RS_KEY_EXPIRED || st == RS_KEY_RETIRED) {
 			RS_LOG(RS_LOG_NOTICE, r->id, "key %s is %s", found->name,
 			       st == RS_KEY_RETIRED ? "rotated and its grace is over" : "expired");
+			why = rs_apikey_state_name(st);
+			which = found->name;
 			found = NULL;
 		}
 		if (!found && r->conf->jwt.secret && rs_jwt_looks_like(cred))
@@ -145,6 +151,9 @@ static int authenticate(struct req *r, enum role need)
 			       r->remote_addr ? r->remote_addr : "-");
 			if (ratelimit_auth_failure(r))
 				return -1;
+			audit_request(r, "auth.failure", RS_AUDIT_DENIED, NULL,
+				      json_pack("{s:s,s:s,s:s?}", "credential", "api_key",
+						"reason", why, "key", which));
 			req_add_header_str(r, "WWW-Authenticate: Bearer");
 			req_error(r, 401, "unauthorized", "authentication required");
 			return -1;
@@ -159,6 +168,14 @@ static int authenticate(struct req *r, enum role need)
 				      when, sizeof(when));
 			RS_LOG(RS_LOG_INFO, r->id, "rotated key %s used in its grace period",
 			       found->name);
+			/* once a minute per key: a client still on its old key
+			 * would otherwise write a record per request */
+			int64_t minute = rs_now_ms() / 60000;
+			struct api_key *k = (struct api_key *)found;
+			if (atomic_exchange(&k->grace_audited_minute, minute) != minute)
+				audit_request(r, "auth.rotated_key", RS_AUDIT_SUCCESS, NULL,
+					      json_pack("{s:s,s:s}", "key", found->name,
+							"stops_working", when));
 			req_add_header(r, "Warning: 299 resync \"this API key was rotated; it stops working at %s\"",
 				       when);
 		}
@@ -171,6 +188,12 @@ static int authorize(struct req *r, enum role need)
 {
 	if (need == ROLE_NONE || r->role >= need)
 		return 0;
+	/* without credentials this costs the address a token, as a wrong key
+	 * does: denials are audited, and must not be a free flood */
+	if (!r->authenticated && ratelimit_auth_failure(r))
+		return -1;
+	audit_request(r, "auth.denied", RS_AUDIT_DENIED, NULL,
+		      json_pack("{s:s,s:s}", "needs", role_name(need), "has", role_name(r->role)));
 	if (!r->authenticated) {
 		req_add_header_str(r, "WWW-Authenticate: Bearer");
 		req_error(r, 401, "unauthorized", "authentication required");
@@ -204,6 +227,8 @@ static int check_input(struct req *r)
 	if (rc == 0)
 		return 0;
 	RS_LOG(RS_LOG_INFO, r->id, "refused %s %s: %s", r->method, r->route_name, fe.message);
+	audit_request(r, "validation.failure", RS_AUDIT_DENIED, r->route_name,
+		      json_pack("{s:s,s:i}", "field", fe.field, "status", fe.status));
 	req_json(r, fe.status, json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code",
 					 fe.status == 422 ? "validation_failed" : "bad_request",
 					 "message", fe.message, "field", fe.field,
@@ -239,7 +264,7 @@ void serve(struct req *r)
 					     : safe ? RL_READ : RL_WRITE);
 	r->stage_us[STAGE_MIDDLEWARE] += rs_monotonic_us() - t0;
 	if (rc < 0)
-		return;
+		goto out;
 
 	if (r->route < 0) {
 		if (path_known && strcmp(r->method, "OPTIONS") == 0) {
@@ -272,9 +297,25 @@ void serve(struct req *r)
 		return;
 	}
 	if (check_input(r) < 0 || idempotency_begin(r) < 0)
-		return;
+		goto out;
 	routes[r->route].handler(r);
+	/* an admin's reads (/api/status) are not recorded: with sync =
+	 * always they would wait on the database, and they are what an
+	 * operator looks at when the database is in trouble */
+	if (routes[r->route].role == ROLE_ADMIN && r->status < 400 && !r->head &&
+	    strcmp(r->method, "GET") != 0)
+		audit_request(r, "admin.request", RS_AUDIT_SUCCESS, r->route_name,
+			      json_pack("{s:s,s:i}", "method", r->method, "status", r->status));
 	idempotency_end(r);
+out:
+	if (r->audit_failed && r->status < 500) {
+		/* [audit] on_full = fail, or a failed commit with sync =
+		 * always: no success without its record (a failure keeps its
+		 * own error) */
+		rs_buf_free(&r->out);
+		req_error(r, 503, "audit_unavailable",
+			  "the audit log cannot take this request's record; try again");
+	}
 }
 
 void serve_done(struct req *r)

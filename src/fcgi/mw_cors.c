@@ -11,7 +11,7 @@
  * other origin it gets none, and when it would change something (not GET
  * or HEAD) it is refused with 403, since the browser would run it before
  * hiding the answer.  Every refusal is a violation: counted per origin for
- * /metrics and logged once per origin per minute.
+ * /metrics, logged and audited once per origin per minute.
  */
 #include <string.h>
 
@@ -40,13 +40,18 @@ static void violation(struct req *r, const char *origin, enum rs_cors_violation 
 {
 	uint64_t since = 0;
 
-	if (rs_cors_monitor_record(&r->srv->cors_mon, origin, v, rs_now_ms(), &since))
-		RS_LOG(RS_LOG_WARNING, r->id,
-		       "CORS violation from %s: %s %s (%s not allowed%s%s); %llu from this origin since the last report",
-		       rs_cors_origin_valid(origin) ? origin : "an invalid origin",
-		       r->method, r->path, rs_cors_violation_name(v),
-		       detail ? ": " : "", detail ? detail : "",
-		       (unsigned long long)since);
+	if (!rs_cors_monitor_record(&r->srv->cors_mon, origin, v, rs_now_ms(), &since))
+		return;
+	const char *shown = rs_cors_origin_valid(origin) ? origin : "invalid";
+	RS_LOG(RS_LOG_WARNING, r->id,
+	       "CORS violation from %s: %s %s (%s not allowed%s%s); %llu from this origin since the last report",
+	       shown, r->method, r->path, rs_cors_violation_name(v),
+	       detail ? ": " : "", detail ? detail : "", (unsigned long long)since);
+	/* before authentication: the actor is the address */
+	audit_request(r, "cors.violation", RS_AUDIT_DENIED, r->path,
+		      json_pack("{s:s,s:s,s:s?,s:I}", "origin", shown, "reason",
+				rs_cors_violation_name(v), "detail", detail,
+				"since_last_record", (json_int_t)since));
 }
 
 static void allow_origin(struct req *r, const struct rs_cors_policy *p,

@@ -123,11 +123,15 @@ int idempotency_begin(struct req *r)
 		rs_idem_response_free(&resp);
 		return -1;
 	case RS_IDEM_RUNNING:
+		audit_request(r, "idempotency.conflict", RS_AUDIT_DENIED, r->route_name,
+			      json_pack("{s:s,s:s}", "key", key, "reason", "running"));
 		req_error(r, 409, "idempotency_conflict",
 			  "a request with this Idempotency-Key is still being processed");
 		return -1;
 	case RS_IDEM_MISMATCH:
 	default:
+		audit_request(r, "idempotency.conflict", RS_AUDIT_DENIED, r->route_name,
+			      json_pack("{s:s,s:s}", "key", key, "reason", "mismatch"));
 		req_error(r, 422, "idempotency_mismatch",
 			  "this Idempotency-Key was used for a different request");
 		return -1;

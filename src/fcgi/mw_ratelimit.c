@@ -51,11 +51,17 @@ static bool take(struct req *r, enum rl_class cls)
 		       (long long)whole_seconds(v.reset_ms));
 	if (v.allowed)
 		return true;
-	if (v.report)
+	if (v.report) {
+		/* once per client per minute, with the count of the minute
+		 * before: a flood cannot flood the log or the audit log */
 		RS_LOG(RS_LOG_NOTICE, r->id,
 		       "rate limit: %s refused (%s %s); %llu refused in the minute before",
 		       name + strlen(class_names[cls]) + 1, r->method, r->path,
 		       (unsigned long long)v.refused_before);
+		audit_request(r, "ratelimit.block", RS_AUDIT_DENIED, r->route_name,
+			      json_pack("{s:s,s:I}", "class", class_names[cls],
+					"refused_in_minute_before", (json_int_t)v.refused_before));
+	}
 	int64_t after = whole_seconds(v.retry_after_ms);
 	req_add_header(r, "Retry-After: %lld", (long long)(after < 1 ? 1 : after));
 	req_error(r, 429, "rate_limited",

@@ -27,6 +27,7 @@
 
 #include "apikey.h"
 #include "ask.h"
+#include "audit.h"
 #include "buf.h"
 #include "config.h"
 #include "cors.h"
@@ -52,6 +53,9 @@ struct api_key {
 	unsigned char hash[32];     /* SHA-256 of the key */
 	enum role role;
 	struct rs_key_times times;  /* [key] created, expires, rotated */
+	/* the one mutable field of a configuration: the wall-clock minute
+	 * of this key's last audit record of a use in its grace period */
+	atomic_int_least64_t grace_audited_minute;
 };
 
 /* Everything a request reads from the configuration, parsed once per load. */
@@ -114,6 +118,11 @@ struct server {
 	struct rs_hwa *hwa;
 	struct rs_ask *ask;         /* NULL: no LLM configured */
 
+	/* the audit log (auditing.c); NULL: [audit] enabled = false */
+	struct rs_audit *audit;
+	struct rs_keyring *audit_keys;
+	char config_sha256[65];     /* of the file last loaded, for reload records */
+
 	/* the door (mw_cors.c, mw_ratelimit.c) */
 	struct rs_ratelimit *rl;
 	struct rs_cors_monitor cors_mon;
@@ -175,6 +184,7 @@ struct req {
 	const char *path_param;     /* the {id} / {name} segment, in path */
 	const char *route_name;     /* its pattern, or "unmatched" */
 	const char *cache_status;   /* "HIT", "MISS", "STALE" or NULL */
+	bool audit_failed;          /* a record could not be queued: answer 503 */
 	/* step 6: the Idempotency-Key this request claimed, if any */
 	bool idem_claimed;
 	unsigned char idem_fp[32];
@@ -294,6 +304,22 @@ void api_ask(struct req *r);
  * /api/status shows: {"server":{...},"cache":{...},"persistence":{...}}. */
 json_t *server_stats_json(struct server *s);
 json_t *server_status_json(struct server *s, const struct srv_conf *c);
+
+/* ---- the audit log (auditing.c) ---------------------------------------- */
+
+/* After the store: loads [audit] key_file, starts the writer. */
+int auditing_start(struct server *s, const struct rs_config *cfg, struct rs_err *err);
+void auditing_stop(struct server *s);
+/* A record caused by r (actor and source from it; target NULL: the path);
+ * details stolen.  On a refusal (on_full = fail) r->audit_failed is set. */
+void audit_request(struct req *r, const char *action, enum rs_audit_outcome o,
+		   const char *target, json_t *details);
+/* The responder's own record (actor "system"); details stolen. */
+void audit_system(struct server *s, const char *action, enum rs_audit_outcome o,
+		  const char *target, json_t *details);
+/* {"audit":{...}} into an object (/api/status, stats). */
+void audit_stats_json(struct server *s, json_t *into);
+int audit_metrics(struct server *s, struct rs_buf *b);
 
 /* ---- incidents (alerts.c) ---------------------------------------------- */
 

@@ -1049,7 +1049,7 @@ static void test_db_old_schema(void)
 	/* Back to 5: also drop what migrations after 6 made, which the
 	 * read-write open below creates again. */
 	sql(path, "DROP TABLE breaker; DROP TABLE breaker_event;"
-		  " DROP TABLE idempotency;"
+		  " DROP TABLE idempotency; DROP TABLE audit;"
 		  " UPDATE meta SET value = '5' WHERE key = 'schema_version';"
 		  " PRAGMA user_version = 5;");
 	if (rs_db_open(&db, path, &ro, &err)) {

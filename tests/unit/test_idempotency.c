@@ -108,8 +108,8 @@ static void test_schema(void)
 	char path[TEST_PATH_MAX];
 	struct rs_db *db = db_open("schema.db", path);
 
-	is_int(rs_db_schema_version(), 7, "schema: the build's version is 7");
-	is_int(db->schema_version, 7, "schema: a new database is at 7");
+	ok(rs_db_schema_version() >= 7, "schema: the build has migration 7");
+	is_int(db->schema_version, rs_db_schema_version(), "schema: a new database is at the build's version");
 	is_int(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
 			     " ('idempotency', 'idempotency_expires')"), 2,
 	       "schema: table idempotency and its expiry index exist");
@@ -420,7 +420,7 @@ static void test_errors(void)
 
 	/* A file from before migration 7, opened read-only (no migration). */
 	rs_db_close(db);
-	sql(path, "DROP TABLE idempotency;"
+	sql(path, "DROP TABLE idempotency; DROP TABLE audit;"
 		  " UPDATE meta SET value = '6' WHERE key = 'schema_version';"
 		  " PRAGMA user_version = 6;");
 	db = NULL;
