@@ -533,3 +533,17 @@ void rs_log_write(enum rs_log_level level, const char *rid, const char *fmt,
 	emit(&t, level, &line);
 	errno = saved_errno;
 }
+
+int rs_log_facility(const char *name)
+{
+	static const struct { const char *n; int f; } map[] = {
+		{ "auth", LOG_AUTH }, { "authpriv", LOG_AUTHPRIV }, { "daemon", LOG_DAEMON },
+		{ "user", LOG_USER }, { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
+		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 },
+		{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
+	};
+	for (size_t i = 0; name && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].n, name) == 0)
+			return map[i].f;
+	return LOG_DAEMON;
+}

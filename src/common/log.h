@@ -62,6 +62,10 @@ extern volatile int rs_log_min_level;
  * "warning" (or "warn"), "error".  rs_log_level_parse returns -1 for an
  * unknown name; rs_log_level_name returns "unknown" for a bad level. */
 int rs_log_level_parse(const char *name);
+
+/* A syslog facility by the name the schema allows ("authpriv",
+ * "local0", ...); LOG_DAEMON for anything else. */
+int rs_log_facility(const char *name);
 const char *rs_log_level_name(enum rs_log_level level);
 
 /* One log line.  `rid` is the request id (may be NULL): text lines show it

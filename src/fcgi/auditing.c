@@ -15,27 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 
 #include "audit.h"
 #include "log.h"
 #include "seal.h"
 #include "server.h"
 #include "util.h"
-
-static int facility(const char *name)
-{
-	static const struct { const char *name; int value; } f[] = {
-		{ "auth", LOG_AUTH }, { "authpriv", LOG_AUTHPRIV }, { "daemon", LOG_DAEMON },
-		{ "user", LOG_USER }, { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
-		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 },
-		{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
-	};
-	for (size_t i = 0; name && i < RS_ARRAY_SIZE(f); i++)
-		if (strcmp(name, f[i].name) == 0)
-			return f[i].value;
-	return LOG_AUTHPRIV;
-}
 
 int auditing_start(struct server *s, const struct rs_config *cfg, struct rs_err *err)
 {
@@ -54,7 +39,7 @@ int auditing_start(struct server *s, const struct rs_config *cfg, struct rs_err 
 	o.fail_when_full = strcmp(rs_config_str(cfg, "audit", "on_full"), "fail") == 0;
 	o.sync_always = s->sync == RS_WAL_SYNC_ALWAYS;
 	o.syslog = rs_config_num(cfg, "audit", "syslog") != 0;
-	o.syslog_facility = facility(rs_config_str(cfg, "audit", "syslog_facility"));
+	o.syslog_facility = rs_log_facility(rs_config_str(cfg, "audit", "syslog_facility"));
 	if (rs_audit_open(&s->audit, &o, err) < 0) {
 		rs_err_prefix(err, "the audit log");
 		return -1;
@@ -90,11 +75,7 @@ void audit_request(struct req *r, const char *action, enum rs_audit_outcome o,
 	char actor[RS_RL_NAME_MAX];
 	const char *addr = r->remote_addr ? r->remote_addr : "-";
 
-	if (r->authenticated && r->key_name)
-		snprintf(actor, sizeof(actor), "%s%s",
-			 strncmp(r->key_name, "jwt:", 4) == 0 ? "" : "key:", r->key_name);
-	else
-		snprintf(actor, sizeof(actor), "ip:%s", addr);
+	req_client(r, actor, sizeof(actor));
 	struct rs_audit_event ev = {
 		.actor = actor, .source = addr, .action = action,
 		.target = target ? target : r->path, .request_id = r->id,

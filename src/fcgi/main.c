@@ -117,20 +117,6 @@ static struct rs_config *load_config(const char *path, bool log, int *why)
 	return cfg;
 }
 
-static int facility(const char *name)
-{
-	static const struct { const char *n; int f; } map[] = {
-		{ "auth", LOG_AUTH }, { "authpriv", LOG_AUTHPRIV }, { "daemon", LOG_DAEMON },
-		{ "user", LOG_USER }, { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
-		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 },
-		{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
-	};
-	for (size_t i = 0; name && i < RS_ARRAY_SIZE(map); i++)
-		if (strcmp(map[i].n, name) == 0)
-			return map[i].f;
-	return LOG_DAEMON;
-}
-
 /* A relative log path is relative to the configuration file's directory,
  * as [persistence] db is, not to wherever the process was started. */
 static const char *log_path(const struct rs_config *cfg, const char *v,
@@ -158,7 +144,7 @@ static int setup_logs(const struct rs_config *cfg, struct rs_err *err)
 			  : strcmp(out, "syslog") == 0 ? RS_LOG_SYSLOG : RS_LOG_FILE,
 		.path = out,
 		.ident = "resync-fcgi",
-		.syslog_facility = facility(rs_config_str(cfg, "log", "syslog_facility")),
+		.syslog_facility = rs_log_facility(rs_config_str(cfg, "log", "syslog_facility")),
 	};
 	if ((int)o.level < 0)
 		o.level = RS_LOG_INFO;

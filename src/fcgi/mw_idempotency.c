@@ -84,12 +84,7 @@ int idempotency_begin(struct req *r)
 					   "field", "Idempotency-Key", "request_id", r->id));
 		return -1;
 	}
-	if (r->authenticated && r->key_name)
-		snprintf(r->idem_scope, sizeof(r->idem_scope), "%s%s",
-			 strncmp(r->key_name, "jwt:", 4) == 0 ? "" : "key:", r->key_name);
-	else
-		snprintf(r->idem_scope, sizeof(r->idem_scope), "ip:%s",
-			 r->remote_addr ? r->remote_addr : "-");
+	req_client(r, r->idem_scope, sizeof(r->idem_scope));
 	if (fingerprint(r, r->idem_fp) < 0) {
 		req_error(r, 500, "internal_error", "the request could not be fingerprinted");
 		return -1;

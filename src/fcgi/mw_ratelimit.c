@@ -22,13 +22,10 @@ static const char *const class_names[] = { "read", "write" };
 
 static void client_name(const struct req *r, enum rl_class cls, char *buf, size_t n)
 {
-	if (r->authenticated && r->key_name)
-		/* JWT subjects come as "jwt:SUB" already */
-		snprintf(buf, n, "%s|%s%s", class_names[cls],
-			 strncmp(r->key_name, "jwt:", 4) == 0 ? "" : "key:", r->key_name);
-	else
-		snprintf(buf, n, "%s|ip:%s", class_names[cls],
-			 r->remote_addr ? r->remote_addr : "-");
+	char who[RS_RL_NAME_MAX];
+
+	req_client(r, who, sizeof(who));
+	snprintf(buf, n, "%s|%s", class_names[cls], who);
 }
 
 static int64_t whole_seconds(int64_t ms)

@@ -363,3 +363,13 @@ json_t *req_json_body(struct req *r)
 	}
 	return j;
 }
+
+void req_client(const struct req *r, char *buf, size_t n)
+{
+	if (r->authenticated && r->key_name)
+		/* JWT subjects come as "jwt:SUB" already */
+		snprintf(buf, n, "%s%s", strncmp(r->key_name, "jwt:", 4) == 0 ? "" : "key:",
+			 r->key_name);
+	else
+		snprintf(buf, n, "ip:%s", r->remote_addr ? r->remote_addr : "-");
+}

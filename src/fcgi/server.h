@@ -222,6 +222,9 @@ void req_upstream_error(struct req *r, int status, bool breaker_open,
 /* Serialise the response (headers, gzip) into *wire; 0 or -1 (no memory). */
 int req_render(struct req *r, struct rs_buf *wire);
 void req_free(struct req *r);
+/* Who sent r, for rate limits, Idempotency-Key scopes and audit actors:
+ * "key:NAME" or "jwt:SUB" when it authenticated, else "ip:ADDR". */
+void req_client(const struct req *r, char *buf, size_t n);
 /* Time since the request started. */
 int64_t req_elapsed_us(const struct req *r);
 /* Parse a JSON object body with the depth limit; NULL with the error

@@ -53,8 +53,12 @@ has_record() {
 	rs_conf persistence.sync=always ratelimit.enabled=true ratelimit.requests_per_second=1 \
 		ratelimit.burst=2 "cors.allowed_origins=https://app.example.com"
 	rs_start
-	for i in 1 2 3 4 5 6; do req_viewer GET /api/cache/stats; done
-	assert_code 429
+	# one curl, one connection: separate processes would let the bucket
+	# refill on a busy machine
+	urls=()
+	for i in 1 2 3 4 5 6 7 8; do urls+=(-o /dev/null "$RS_URL/api/cache/stats"); done
+	codes=$(curl -sS -w '%{http_code} ' -H "X-API-Key: $VIEWER_KEY" "${urls[@]}")
+	[[ $codes == *429* ]] || { echo "codes: $codes"; false; }
 	for i in 1 2 3; do
 		req OPTIONS /api/cache/stats -H 'Origin: https://evil.example.org' \
 			-H 'Access-Control-Request-Method: GET'

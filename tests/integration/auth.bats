@@ -230,10 +230,11 @@ burst() {
 	assert_header RateLimit-Limit 3
 	assert_header RateLimit-Remaining 2
 	assert_header_matches RateLimit-Reset '^1$'
-	burst 4 /api/cache/stats -H "X-API-Key: $VIEWER_KEY"
-	[[ $codes == "200 200 429 429" ]] || { echo "codes: $codes"; false; }
-	req_viewer GET /api/cache/stats
-	assert_error 429 rate_limited
+	burst 4 /api/cache/stats -H "X-API-Key: $VIEWER_KEY" -D "$T/burst.head"
+	# two tokens left; a third may have come back if the machine is slow
+	[[ $codes =~ ^200\ 200\ (200|429)\ 429$ ]] || { echo "codes: $codes"; false; }
+	# the headers of the last answer, a 429
+	parse_headers "$T/burst.head"
 	assert_header Retry-After 1
 	assert_header RateLimit-Remaining 0
 	assert_header_matches RateLimit-Reset '^[23]$'
@@ -248,7 +249,7 @@ burst() {
 	req_viewer GET /api/cache/stats
 	assert_code 200
 	req_admin GET /metrics
-	grep -q '^resync_ratelimit_requests_total{class="read",result="limited"} 3$' <<<"$output"
+	grep -Eq '^resync_ratelimit_requests_total\{class="read",result="limited"\} [23]$' <<<"$output"
 	# logged once a minute per client, not per refusal
 	[ "$(grep -c 'rate limit: key:viewer refused' "$T/resync.log")" = 1 ]
 }
