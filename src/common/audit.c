@@ -845,8 +845,6 @@ int rs_audit_verify(struct rs_db *db, const struct rs_keyring *keys,
 				       (long long)r.seq);
 				break;
 			}
-		} else if (first && from_seq == 0 && r.seq == 1) {
-			/* the genesis record links to zeros */
 		}
 		/* from a seq in the middle, that record's own prev_hash is
 		 * taken on trust */

@@ -318,7 +318,7 @@ const struct rs_schema_key rs_schema_keys[] = {
 	{ "audit", "enabled", RS_T_BOOL, "true", 0, 0, NULL, NULL, 0,
 	  "write security-relevant events to the audit log" },
 	{ "audit", "key_file", RS_T_PATH, NULL, 0, 0, NULL, NULL, RS_K_SECRET_PATH,
-	  "HMAC key of the hash chain; without it records are chained with plain SHA-256" },
+	  "HMAC keys of the audit chain, one of 64 hex digits per line, the current first (openssl rand -hex 32); without it plain SHA-256" },
 	{ "audit", "on_full", RS_T_ENUM, "block", 0, 0, "block|fail", NULL, 0,
 	  "when the audit queue is full: block the request, or fail it with 503" },
 	{ "audit", "queue_size", RS_T_INT, "4096", 16, 1000000, NULL, NULL, 0,
