@@ -91,8 +91,8 @@ static bool in_list(const char *s, const char *const *list)
 	return false;
 }
 
-struct rs_config *cmd_load_config(const struct cmd_ctx *ctx,
-				  const char *const *sections)
+static struct rs_config *load_config(const struct cmd_ctx *ctx, const char *const *sections,
+				     bool quiet)
 {
 	const char *path = cmd_config_path(ctx);
 	struct rs_err err = RS_ERR_INIT;
@@ -107,7 +107,8 @@ struct rs_config *cmd_load_config(const struct cmd_ctx *ctx,
 	rs_diags_init(&diags);
 	cfg = rs_config_load(path, NULL, &diags, &err);
 	if (!cfg) {
-		cmd_error(ctx, "%s", err.msg);
+		if (!quiet)
+			cmd_error(ctx, "%s", err.msg);
 		rs_diags_free(&diags);
 		return NULL;
 	}
@@ -118,20 +119,34 @@ struct rs_config *cmd_load_config(const struct cmd_ctx *ctx,
 		if (diags.v[i].sev != RS_SEV_ERROR ||
 		    !in_list(diags.v[i].section, sections))
 			continue;
+		bad++;
+		if (quiet)
+			continue;
 		rs_buf_reset(&line);
 		rs_diag_format_text(&diags.v[i], &line);
 		fprintf(stderr, "%s\n", rs_buf_str(&line));
-		bad++;
 	}
 	rs_buf_free(&line);
 	rs_diags_free(&diags);
 	if (bad) {
-		cmd_error(ctx, "invalid configuration '%s' (see resyncctl config-validate)",
-			  path);
+		if (!quiet)
+			cmd_error(ctx, "invalid configuration '%s' (see resyncctl config-validate)",
+				  path);
 		rs_config_free(cfg);
 		return NULL;
 	}
 	return cfg;
+}
+
+struct rs_config *cmd_load_config(const struct cmd_ctx *ctx, const char *const *sections)
+{
+	return load_config(ctx, sections, false);
+}
+
+struct rs_config *cmd_load_config_quietly(const struct cmd_ctx *ctx,
+					  const char *const *sections)
+{
+	return load_config(ctx, sections, true);
 }
 
 void cmd_print_json(struct json_t *doc)
@@ -452,6 +467,8 @@ int cmd_dispatch(const struct cmd_entry *const *table, int argc, char **argv)
 	}
 	ctx.entry = e;
 	rc = e->run(&ctx);
+	if (e->audited || (e->audited_with && cmd_flag(&ctx, e->audited_with)))
+		cmd_audit_command(&ctx, rc);
 out:
 	free(ctx.opts);
 	free(ctx.argv);

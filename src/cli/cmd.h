@@ -50,6 +50,10 @@ struct cmd_entry {
 	int min_args, max_args; /* max_args -1 = no limit */
 	int (*run)(struct cmd_ctx *ctx);
 	const struct cmd_entry *const *subs;  /* verbs, NULL-terminated */
+	bool audited;           /* changes Resync's state: recorded in the audit log */
+	const char *audited_with;  /* ... only when this option is given */
+	int audited_args;       /* the positional arguments recorded: the first N
+				 * (0: all); a value to store is nobody's business */
 };
 
 struct cmd_global {
@@ -102,6 +106,16 @@ int cmd_usage_error(const struct cmd_ctx *ctx, const char *fmt, ...)
 struct rs_config;
 struct rs_config *cmd_load_config(const struct cmd_ctx *ctx,
 				  const char *const *sections);
+
+/* As cmd_load_config, printing nothing: NULL when the configuration
+ * cannot be used. */
+struct rs_config *cmd_load_config_quietly(const struct cmd_ctx *ctx,
+					  const char *const *sections);
+
+/* After an audited command ran with exit code rc: append its cli.<command>
+ * record (actor unix:USER) to the database's audit log.  Says on stderr
+ * when that failed; the exit code stays the command's (cmd_audit.c). */
+void cmd_audit_command(const struct cmd_ctx *ctx, int rc);
 
 /* Print a JSON document (indented, newline-terminated) to stdout and
  * release it. */

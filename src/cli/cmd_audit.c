@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -21,6 +23,9 @@
 #include "util.h"
 
 #define LIST_LIMIT_DEFAULT 100
+#define TAIL_LINES_DEFAULT 10
+#define TAIL_POLL_NS 200000000L     /* how often tail -f looks for new records */
+#define STATS_TOP_DEFAULT 10
 
 static const char *const sections[] = { "persistence", "audit", NULL };
 
@@ -117,34 +122,176 @@ static int print_one(const struct rs_audit_record *rec, void *arg)
 	return 0;
 }
 
-static int run_list(struct cmd_ctx *ctx)
+/* The options list, search and tail share: -1 after a usage error. */
+static int parse_filter(struct cmd_ctx *ctx, struct rs_audit_filter *f, uint64_t limit)
 {
-	struct run r;
-	struct rs_err err = RS_ERR_INIT;
-	struct rs_audit_filter f = { .outcome = -1, .limit = LIST_LIMIT_DEFAULT };
 	const char *o = cmd_opt(ctx, "outcome"), *lim = cmd_opt(ctx, "limit");
 	int64_t n;
 	const char *why;
 	enum rs_audit_outcome oc;
 
-	if (time_opt(ctx, "since", &f.since_us) || time_opt(ctx, "until", &f.until_us))
-		return CMD_FAIL;
+	memset(f, 0, sizeof(*f));
+	f->outcome = -1;
+	f->limit = limit;
+	if (time_opt(ctx, "since", &f->since_us) || time_opt(ctx, "until", &f->until_us))
+		return -1;
 	if (o && rs_audit_outcome_parse(o, &oc) < 0)
-		return cmd_usage_error(ctx, "invalid --outcome '%s': success, denied or failure", o);
+		return cmd_usage_error(ctx, "invalid --outcome '%s': success, denied or failure", o), -1;
 	if (o)
-		f.outcome = (int)oc;
+		f->outcome = (int)oc;
 	if (lim && (rs_parse_int64(lim, &n, &why) < 0 || n < 0))
-		return cmd_usage_error(ctx, "invalid --limit '%s': a count, 0 for all", lim);
+		return cmd_usage_error(ctx, "invalid --limit '%s': a count, 0 for all", lim), -1;
 	if (lim)
-		f.limit = (uint64_t)n;
-	f.actor = cmd_opt(ctx, "actor");
-	f.action = cmd_opt(ctx, "action");
+		f->limit = (uint64_t)n;
+	f->actor = cmd_opt(ctx, "actor");
+	f->action = cmd_opt(ctx, "action");
+	return 0;
+}
+
+static int run_list(struct cmd_ctx *ctx)
+{
+	struct run r;
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_audit_filter f;
+
+	if (parse_filter(ctx, &f, LIST_LIMIT_DEFAULT) < 0)
+		return CMD_FAIL;
 	if (ctx->argc == 1)
 		f.text = ctx->argv[0];   /* search */
 	int rc = start(&r, ctx, false);
 	if (rc == CMD_OK && rs_audit_query(r.db, &f, print_one, &r, &err) < 0) {
 		cmd_error(ctx, "%s", err.msg);
 		rc = CMD_FAIL;
+	}
+	finish(&r);
+	return rc;
+}
+
+static volatile sig_atomic_t stop_following;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_following = 1;
+}
+
+struct tail_state {
+	struct run *r;
+	int64_t last;     /* the newest seq printed */
+};
+
+static int tail_one(const struct rs_audit_record *rec, void *arg)
+{
+	struct tail_state *t = arg;
+
+	if (rec->seq > t->last)
+		t->last = rec->seq;
+	return print_one(rec, t->r);
+}
+
+/* The newest records, then (with -f) each new one as it is committed,
+ * whichever process wrote it, until SIGINT or SIGTERM. */
+static int run_tail(struct cmd_ctx *ctx)
+{
+	struct run r;
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_audit_filter f;
+	struct tail_state t = { &r, 0 };
+	unsigned char h[RS_AUDIT_HASH_BYTES];
+	int64_t head;
+	struct sigaction sa;
+
+	if (parse_filter(ctx, &f, TAIL_LINES_DEFAULT) < 0)
+		return CMD_FAIL;
+	int rc = start(&r, ctx, false);
+	/* the head first: records after it are the new ones, even those the
+	 * filter does not show; -n 0 shows only those */
+	if (rc == CMD_OK && (rs_audit_head(r.db, &head, h, &err) < 0 ||
+			     (f.limit && rs_audit_query(r.db, &f, tail_one, &t, &err) < 0))) {
+		cmd_error(ctx, "%s", err.msg);
+		rc = CMD_FAIL;
+	}
+	if (rc != CMD_OK || !cmd_flag(ctx, "follow")) {
+		finish(&r);
+		return rc;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;   /* no SA_RESTART: the sleep ends at once */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	f.limit = 0;
+	f.since_us = f.until_us = 0;
+	if (t.last < head)
+		t.last = head;
+	while (!stop_following) {
+		struct timespec ts = { 0, TAIL_POLL_NS };
+		fflush(stdout);
+		nanosleep(&ts, NULL);
+		if (stop_following)
+			break;
+		/* seqs are given in commit order (each batch holds the write
+		 * lock while it reads the head), so nothing new can appear at
+		 * or below a head already read */
+		if (rs_audit_head(r.db, &head, h, &err) < 0) {
+			cmd_error(ctx, "%s", err.msg);
+			rc = CMD_FAIL;
+			break;
+		}
+		if (head <= t.last)
+			continue;
+		f.from_seq = t.last + 1;
+		if (rs_audit_query(r.db, &f, tail_one, &t, &err) < 0) {
+			cmd_error(ctx, "%s", err.msg);
+			rc = CMD_FAIL;
+			break;
+		}
+		if (t.last < head)
+			t.last = head;
+	}
+	fflush(stdout);
+	finish(&r);
+	return rc;
+}
+
+static int run_stats(struct cmd_ctx *ctx)
+{
+	struct run r;
+	struct rs_err err = RS_ERR_INIT;
+	int64_t since, until, top = STATS_TOP_DEFAULT;
+	const char *tops = cmd_opt(ctx, "top"), *why;
+	json_t *sum = NULL;
+
+	if (time_opt(ctx, "since", &since) || time_opt(ctx, "until", &until))
+		return CMD_FAIL;
+	if (tops && (rs_parse_int64(tops, &top, &why) < 0 || top < 0 || top > 1000000))
+		return cmd_usage_error(ctx, "invalid --top '%s': a count, 0 for all", tops);
+	int rc = start(&r, ctx, false);
+	if (rc == CMD_OK && !(sum = rs_audit_summary(r.db, since, until, (unsigned)top, &err))) {
+		cmd_error(ctx, "%s", err.msg);
+		rc = CMD_FAIL;
+	}
+	if (sum && ctx->g.json) {
+		cmd_print_json(sum);
+	} else if (sum) {
+		static const char *const groups[] = { "by_action", "by_outcome", "by_actor" };
+		static const char *const titles[] = { "ACTION", "OUTCOME", "ACTOR" };
+		printf("%lld records", (long long)json_integer_value(json_object_get(sum, "total")));
+		if (json_integer_value(json_object_get(sum, "total")))
+			printf(", seq %lld to %lld",
+			       (long long)json_integer_value(json_object_get(sum, "first_seq")),
+			       (long long)json_integer_value(json_object_get(sum, "last_seq")));
+		printf("\n");
+		for (size_t i = 0; i < 3; i++) {
+			json_t *g = json_object_get(sum, groups[i]), *e;
+			size_t k;
+			if (!json_array_size(g))
+				continue;
+			printf("\n%-32s %10s\n", titles[i], "COUNT");
+			json_array_foreach(g, k, e)
+				printf("%-32s %10lld\n", json_string_value(json_object_get(e, "name")),
+				       (long long)json_integer_value(json_object_get(e, "count")));
+		}
+		json_decref(sum);
 	}
 	finish(&r);
 	return rc;
@@ -372,6 +519,107 @@ static int run_prune(struct cmd_ctx *ctx)
 	return rc;
 }
 
+/* ---- the record of a mutating command ------------------------------------ */
+
+#define ARG_MAX_CHARS 256     /* a cache value can be large; its start is enough */
+
+/* s's length cut to ARG_MAX_CHARS bytes, backing off to a UTF-8
+ * character boundary */
+static size_t clip_len(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > ARG_MAX_CHARS)
+		for (n = ARG_MAX_CHARS; n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; n--)
+			;
+	return n;
+}
+
+static json_t *clipped(const char *s)
+{
+	json_t *j = json_stringn(s, clip_len(s));
+	return j ? j : json_string("(not UTF-8)");
+}
+
+void cmd_audit_command(const struct cmd_ctx *ctx, int rc)
+{
+	struct rs_err err = RS_ERR_INIT;
+	struct rs_config *cfg;
+	struct rs_keyring *keys = NULL;
+	struct rs_db *db = NULL;
+	struct rs_db_options wo = { .flags = RS_DB_NOCREATE };
+	struct passwd *pw = getpwuid(geteuid());
+	const char *sudo = getenv("SUDO_USER");
+	char actor[96], action[160];
+	json_t *details, *args, *opts;
+
+	/* a configuration the command could not use was reported by it */
+	if (!(cfg = cmd_load_config_quietly(ctx, sections))) {
+		if (rc == CMD_OK)
+			cmd_error(ctx, "not recorded in the audit log: invalid [persistence] or "
+				  "[audit] settings (see resyncctl config-validate)");
+		return;
+	}
+	if (!rs_config_num(cfg, "audit", "enabled")) {
+		rs_config_free(cfg);
+		return;
+	}
+	const char *key_file = rs_config_str(cfg, "audit", "key_file");
+	const char *path = ctx->g.db ? ctx->g.db : rs_config_str(cfg, "persistence", "db");
+	if (key_file && rs_keyring_load(&keys, key_file, &err) < 0) {
+		cmd_error(ctx, "not recorded in the audit log: [audit] key_file: %s", err.msg);
+		goto out;
+	}
+	if (rs_db_open(&db, path, &wo, &err) < 0) {
+		/* no database: the command failed before it could change one */
+		if (rc == CMD_OK)
+			cmd_error(ctx, "not recorded in the audit log: %s", err.msg);
+		goto out;
+	}
+	snprintf(actor, sizeof(actor), "unix:%s", pw ? pw->pw_name : "unknown");
+	snprintf(action, sizeof(action), "cli.%s", ctx->path);
+	for (char *c = action; *c; c++)
+		if (*c == ' ')
+			*c = '.';
+	details = json_object();
+	args = json_array();
+	opts = json_object();
+	int kept = ctx->entry->audited_args && ctx->entry->audited_args < ctx->argc
+		? ctx->entry->audited_args : ctx->argc;
+	for (int i = 0; i < kept; i++)
+		json_array_append_new(args, clipped(ctx->argv[i]));
+	if (kept < ctx->argc)
+		json_object_set_new(details, "args_not_recorded", json_integer(ctx->argc - kept));
+	for (size_t i = 0; i < ctx->nopts; i++)
+		json_object_set_new(opts, ctx->opts[i].opt->name,
+				    ctx->opts[i].opt->arg ? clipped(ctx->opts[i].value) : json_true());
+	json_object_set_new(details, "exit", json_integer(rc));
+	json_object_set_new(details, "args", args);
+	json_object_set_new(details, "options", opts);
+	if (sudo && *sudo)
+		json_object_set_new(details, "sudo_user", clipped(sudo));
+	struct rs_audit_event ev = {
+		.actor = actor, .source = "local", .action = action,
+		.target = ctx->argc ? ctx->argv[0] : "",
+		.outcome = rc == CMD_OK ? RS_AUDIT_SUCCESS : RS_AUDIT_FAILURE,
+		.details = details,
+	};
+	char target[ARG_MAX_CHARS + 1];
+	if (ctx->argc) {
+		size_t n = clip_len(ctx->argv[0]);
+		memcpy(target, ctx->argv[0], n);
+		target[n] = '\0';
+		ev.target = target;
+	}
+	if (rs_audit_append_db(db, keys, &ev, NULL, &err) < 0)
+		cmd_error(ctx, "not recorded in the audit log: %s", err.msg);
+	json_decref(details);
+out:
+	rs_db_close(db);
+	rs_keyring_free(keys);
+	rs_config_free(cfg);
+}
+
 static const struct cmd_option no_options[] = { { 0 } };
 static const struct cmd_option list_options[] = {
 	{ "since", 0, "TIME", "records at or after TIME (RFC 3339, a date, or 24h / 7d ago)" },
@@ -380,6 +628,20 @@ static const struct cmd_option list_options[] = {
 	{ "action", 0, "ACTION", "only this action, or a family such as auth.*" },
 	{ "outcome", 0, "OUTCOME", "success, denied or failure" },
 	{ "limit", 'n', "N", "the newest N (default 100; 0: all)" },
+	{ 0 },
+};
+static const struct cmd_option tail_options[] = {
+	{ "follow", 'f', NULL, "keep printing new records as they are written (until Ctrl-C)" },
+	{ "limit", 'n', "N", "start with the newest N (default 10; 0: only new ones)" },
+	{ "actor", 0, "ACTOR", "only this actor" },
+	{ "action", 0, "ACTION", "only this action, or a family such as auth.*" },
+	{ "outcome", 0, "OUTCOME", "success, denied or failure" },
+	{ 0 },
+};
+static const struct cmd_option stats_options[] = {
+	{ "since", 0, "TIME", "records at or after TIME (default: all)" },
+	{ "until", 0, "TIME", "records before TIME" },
+	{ "top", 0, "N", "at most N rows per table (default 10; 0: all)" },
 	{ 0 },
 };
 static const struct cmd_option verify_options[] = {
@@ -409,6 +671,19 @@ static const struct cmd_entry audit_search = {
 	.summary = "records with TEXT in any field or their details",
 	.options = list_options, .min_args = 1, .max_args = 1, .run = run_list,
 };
+static const struct cmd_entry audit_tail = {
+	.name = "tail", .usage = "audit tail [-f] [-n N] [--actor A] [--action X] [--outcome O]",
+	.summary = "the newest records; with -f, new ones as they are written",
+	.description =
+		"Prints the newest N records, then with --follow looks for new ones every\n"
+		"200 ms, whichever process writes them, until interrupted (exit 0).",
+	.options = tail_options, .run = run_tail,
+};
+static const struct cmd_entry audit_stats = {
+	.name = "stats", .usage = "audit stats [--since T] [--until T] [--top N]",
+	.summary = "record counts by action, outcome and actor over a period",
+	.options = stats_options, .run = run_stats,
+};
 static const struct cmd_entry audit_show = {
 	.name = "show", .usage = "audit show SEQ", .summary = "one record, every field",
 	.options = no_options, .min_args = 1, .max_args = 1, .run = run_show,
@@ -426,7 +701,7 @@ static const struct cmd_entry audit_verify = {
 static const struct cmd_entry audit_export = {
 	.name = "export", .usage = "audit export [--format jsonl|csv] [--since T] [-o FILE]",
 	.summary = "every record with its hashes, streamed", .options = export_options,
-	.run = run_export,
+	.run = run_export, .audited = true,
 };
 static const struct cmd_entry audit_prune = {
 	.name = "prune", .usage = "audit prune --before T [--force]",
@@ -435,7 +710,7 @@ static const struct cmd_entry audit_prune = {
 };
 
 static const struct cmd_entry *const audit_verbs[] = {
-	&audit_list, &audit_search, &audit_show, &audit_head, &audit_verify,
+	&audit_list, &audit_search, &audit_tail, &audit_show, &audit_stats, &audit_head, &audit_verify,
 	&audit_export, &audit_prune, NULL,
 };
 

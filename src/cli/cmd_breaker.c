@@ -588,10 +588,10 @@ static const struct cmd_option history_options[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
-#define NAMED(verb, sum, desc, fn) {                                      \
+#define NAMED(verb, sum, desc, fn, mutates) {                             \
 	.name = verb, .usage = "breaker " verb " NAME", .summary = sum,    \
 	.description = desc, .options = no_options, .min_args = 1,         \
-	.max_args = 1, .run = fn }
+	.max_args = 1, .run = fn, .audited = mutates }
 
 static const struct cmd_entry breaker_list = {
 	.name = "list",
@@ -606,26 +606,26 @@ static const struct cmd_entry breaker_list = {
 };
 
 static const struct cmd_entry breaker_show = NAMED("show",
-	"one breaker's state, counters and last command", NULL, run_show);
+	"one breaker's state, counters and last command", NULL, run_show, false);
 
 static const struct cmd_entry breaker_open = NAMED("open",
 	"force a breaker open: every call refused until closed or reset",
 	"Writes the command into the database; a running responder applies it within\n"
 	"a second, and it stays open across restarts until closed or reset.",
-	run_open);
+	run_open, true);
 
 static const struct cmd_entry breaker_close = NAMED("close",
 	"close a breaker, keeping its window",
 	"Closes the breaker (from forced open, open, half-open or disabled); calls\n"
-	"flow again and are judged against the window it had.", run_close);
+	"flow again and are judged against the window it had.", run_close, true);
 
 static const struct cmd_entry breaker_disable = NAMED("disable",
 	"let every call through and record nothing",
 	"A disabled breaker neither refuses nor counts calls until closed or reset.",
-	run_disable);
+	run_disable, true);
 
 static const struct cmd_entry breaker_reset = NAMED("reset",
-	"close a breaker and clear its window and counters", NULL, run_reset);
+	"close a breaker and clear its window and counters", NULL, run_reset, true);
 
 static const struct cmd_entry breaker_history = {
 	.name = "history",

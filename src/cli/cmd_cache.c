@@ -563,6 +563,8 @@ static const struct cmd_entry cache_set = {
 	.min_args = 1,
 	.max_args = 2,
 	.run = run_set,
+	.audited = true,
+	.audited_args = 1,
 };
 
 static const struct cmd_entry cache_delete = {
@@ -576,6 +578,7 @@ static const struct cmd_entry cache_delete = {
 	.min_args = 1,
 	.max_args = 1,
 	.run = run_delete,
+	.audited = true,
 };
 
 static const struct cmd_entry cache_purge = {
@@ -586,6 +589,7 @@ static const struct cmd_entry cache_purge = {
 	.min_args = 0,
 	.max_args = 0,
 	.run = run_purge,
+	.audited = true,
 };
 
 static const struct cmd_entry cache_list = {

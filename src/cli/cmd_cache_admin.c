@@ -668,6 +668,7 @@ const struct cmd_entry cache_snapshot = {
 	.summary = "take a snapshot now",
 	.options = no_options,
 	.run = run_snapshot,
+	.audited = true,
 };
 
 const struct cmd_entry cache_snapshots = {
@@ -691,6 +692,7 @@ const struct cmd_entry cache_restore = {
 	.min_args = 1,
 	.max_args = 1,
 	.run = run_restore,
+	.audited = true,
 };
 
 const struct cmd_entry cache_verify = {
@@ -705,6 +707,7 @@ const struct cmd_entry cache_verify = {
 		"exit status: 0 no faults, 1 faults found (repaired with --repair), 2 error",
 	.options = verify_options,
 	.run = run_verify,
+	.audited_with = "repair",
 };
 
 const struct cmd_entry cache_gc = {
@@ -717,6 +720,7 @@ const struct cmd_entry cache_gc = {
 		"than wal_retention.",
 	.options = no_options,
 	.run = run_gc,
+	.audited = true,
 };
 
 const struct cmd_entry cache_export = {
@@ -745,4 +749,5 @@ const struct cmd_entry cache_import = {
 	.min_args = 1,
 	.max_args = 1,
 	.run = run_import,
+	.audited = true,
 };

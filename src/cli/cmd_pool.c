@@ -319,34 +319,34 @@ static int run_validate(struct cmd_ctx *ctx)
 static const struct cmd_option no_options[] = { { NULL, 0, NULL, NULL } };
 
 static const struct cmd_entry pool_stats = {
-	"stats", "pool stats [NAME]",
-	"show live pool figures published by running responders",
-	"Connections open, in use, idle and waiting; reuse (hits and misses), "
+	.name = "stats", .usage = "pool stats [NAME]",
+	.summary = "show live pool figures published by running responders",
+	.description = "Connections open, in use, idle and waiting; reuse (hits and misses), "
 	"closures by reason, request and wait latency, retries, and each "
 	"endpoint's state, for every [upstream] (or NAME), as published every "
 	"second by each running resync-fcgi.  Exit 1 when no responder has "
 	"published in the last 10 seconds.",
-	no_options, 0, 1, run_stats, NULL,
+	.options = no_options, .max_args = 1, .run = run_stats,
 };
 
 static const struct cmd_entry pool_check = {
-	"check", "pool check [NAME]",
-	"connect to every endpoint now and report",
-	"Runs the health check of every endpoint of every [upstream] (or NAME) "
+	.name = "check", .usage = "pool check [NAME]",
+	.summary = "connect to every endpoint now and report",
+	.description = "Runs the health check of every endpoint of every [upstream] (or NAME) "
 	"from this machine: health_check_path must answer 2xx, or without it "
 	"the base URL below 500.  Prints each endpoint's status and latency, "
 	"and TLS problems by name.  Exit 1 when any endpoint is down.",
-	no_options, 0, 1, run_check, NULL,
+	.options = no_options, .max_args = 1, .run = run_check,
 };
 
 static const struct cmd_entry pool_validate = {
-	"validate", "pool validate",
-	"check the pool settings and compare them with the recommended ones",
-	"The connection-pool rules of config-validate ([pool], [upstream], "
+	.name = "validate", .usage = "pool validate",
+	.summary = "check the pool settings and compare them with the recommended ones",
+	.description = "The connection-pool rules of config-validate ([pool], [upstream], "
 	"[breaker], [retry]), then each [pool] setting that differs from the "
 	"seed's tuned values, and max_size against [server] threads.  Exit 1 "
 	"on an error; recommendations alone exit 0.",
-	no_options, 0, 0, run_validate, NULL,
+	.options = no_options, .run = run_validate,
 };
 
 static const struct cmd_entry *const pool_verbs[] = {

@@ -668,6 +668,91 @@ int rs_audit_query(struct rs_db *db, const struct rs_audit_filter *f,
 	return rc;
 }
 
+/* One "by_" array: count(*) grouped by a column of the period's records. */
+static json_t *summary_group(struct rs_db *db, const char *column, int64_t since_us,
+			     int64_t until_us, unsigned top, struct rs_err *err)
+{
+	char sql[256];
+	sqlite3_stmt *st;
+	json_t *arr = json_array();
+	int step;
+
+	/* column is one of three literals below, never input */
+	snprintf(sql, sizeof(sql),
+		 "SELECT %s, count(*) AS n FROM audit WHERE (?1 = 0 OR time_us >= ?1)"
+		 " AND (?2 = 0 OR time_us < ?2) GROUP BY %s ORDER BY n DESC, %s LIMIT ?3",
+		 column, column, column);
+	if (!arr || sqlite3_prepare_v2(db->handle, sql, -1, &st, NULL) != SQLITE_OK) {
+		json_decref(arr);
+		db_fail(db, err, "cannot read the audit log");
+		return NULL;
+	}
+	sqlite3_bind_int64(st, 1, since_us);
+	sqlite3_bind_int64(st, 2, until_us);
+	sqlite3_bind_int64(st, 3, top ? (int64_t)top : -1);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(st, 0);
+		if (json_array_append_new(arr, json_pack("{s:s,s:I}", "name",
+							 name ? (const char *)name : "",
+							 "count", (json_int_t)sqlite3_column_int64(st, 1))) < 0) {
+			step = SQLITE_NOMEM;
+			break;
+		}
+	}
+	if (step != SQLITE_DONE) {
+		json_decref(arr);
+		arr = NULL;
+		if (step == SQLITE_NOMEM)
+			rs_err_set(err, "out of memory");
+		else
+			db_fail(db, err, "cannot read the audit log");
+	}
+	sqlite3_finalize(st);
+	return arr;
+}
+
+json_t *rs_audit_summary(struct rs_db *db, int64_t since_us, int64_t until_us,
+			 unsigned top, struct rs_err *err)
+{
+	static const char *const columns[] = { "action", "outcome", "actor" };
+	static const char *const names[] = { "by_action", "by_outcome", "by_actor" };
+	sqlite3_stmt *st;
+	json_t *out;
+	bool ok;
+
+	/* one read transaction, so the total and the groups agree */
+	if (rs_db_exec(db, "BEGIN", err) < 0)
+		return NULL;
+	if (sqlite3_prepare_v2(db->handle,
+			       "SELECT count(*), min(seq), max(seq) FROM audit"
+			       " WHERE (?1 = 0 OR time_us >= ?1) AND (?2 = 0 OR time_us < ?2)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		db_fail(db, err, "cannot read the audit log");
+		rs_db_exec(db, "ROLLBACK", NULL);
+		return NULL;
+	}
+	sqlite3_bind_int64(st, 1, since_us);
+	sqlite3_bind_int64(st, 2, until_us);
+	ok = sqlite3_step(st) == SQLITE_ROW;
+	out = ok ? json_pack("{s:I,s:I,s:I}", "total", (json_int_t)sqlite3_column_int64(st, 0),
+			     "first_seq", (json_int_t)sqlite3_column_int64(st, 1),
+			     "last_seq", (json_int_t)sqlite3_column_int64(st, 2)) : NULL;
+	if (!ok)
+		db_fail(db, err, "cannot read the audit log");
+	else if (!out)
+		rs_err_set(err, "out of memory");
+	sqlite3_finalize(st);
+	for (size_t i = 0; out && i < 3; i++) {
+		json_t *g = summary_group(db, columns[i], since_us, until_us, top, err);
+		if (!g || json_object_set_new(out, names[i], g) < 0) {
+			json_decref(out);
+			out = NULL;
+		}
+	}
+	rs_db_exec(db, "ROLLBACK", NULL);
+	return out;
+}
+
 int rs_audit_get(struct rs_db *db, int64_t seq, struct rs_audit_record *r,
 		 bool *found, struct rs_err *err)
 {

@@ -27,8 +27,8 @@
  * dotted names: auth.failure, auth.denied, auth.rotated_key, admin.request,
  * ratelimit.block, cors.violation, idempotency.conflict,
  * validation.failure, config.reload, breaker.transition, cache.purge,
- * cache.restore, audit.prune, and "cli.<command>" for resyncctl's
- * mutating commands.
+ * audit.prune, and "cli.<command>" (cli.cache.restore, ...) for
+ * resyncctl's mutating commands.
  *
  * Pruning deletes the oldest records and appends a checkpoint record
  * (action audit.prune) whose details carry the seq and hash of the last
@@ -156,6 +156,14 @@ int rs_audit_get(struct rs_db *db, int64_t seq, struct rs_audit_record *r,
 /* The newest record's seq and hash; seq 0 (hash zeros) when empty. */
 int rs_audit_head(struct rs_db *db, int64_t *seq,
 		  unsigned char hash[RS_AUDIT_HASH_BYTES], struct rs_err *err);
+
+/* Counts over a period (since_us/until_us as in the filter, 0 =
+ * unbounded): a JSON object {"total", "first_seq", "last_seq",
+ * "by_action", "by_outcome", "by_actor"}, each "by_" an array of
+ * {"name", "count"} ordered by count (most first, then name), at most top
+ * entries each (0 = all).  NULL with err on failure; the caller owns it. */
+json_t *rs_audit_summary(struct rs_db *db, int64_t since_us, int64_t until_us,
+			 unsigned top, struct rs_err *err);
 
 enum rs_audit_break {
 	RS_AUDIT_INTACT,

@@ -106,7 +106,7 @@ const struct rs_schema_key rs_schema_keys[] = {
 	{ "persistence", "wal_retention", RS_T_DURATION, "1h", S(1), D(30), NULL, NULL, 0,
 	  "log records covered by a snapshot are kept this long" },
 	{ "persistence", "encryption_key_file", RS_T_PATH, NULL, 0, 0, NULL, NULL,
-	  RS_K_SECRET_PATH,
+	  RS_K_SECRET_PATH | RS_K_KEYRING,
 	  "seal cached values in the database with AES-256-GCM; keys, one per line, 64 hex digits, the first current" },
 
 	/* [pool] */
@@ -317,7 +317,7 @@ const struct rs_schema_key rs_schema_keys[] = {
 	/* [audit] */
 	{ "audit", "enabled", RS_T_BOOL, "true", 0, 0, NULL, NULL, 0,
 	  "write security-relevant events to the audit log" },
-	{ "audit", "key_file", RS_T_PATH, NULL, 0, 0, NULL, NULL, RS_K_SECRET_PATH,
+	{ "audit", "key_file", RS_T_PATH, NULL, 0, 0, NULL, NULL, RS_K_SECRET_PATH | RS_K_KEYRING,
 	  "HMAC keys of the audit chain, one of 64 hex digits per line, the current first (openssl rand -hex 32); without it plain SHA-256" },
 	{ "audit", "on_full", RS_T_ENUM, "block", 0, 0, "block|fail", NULL, 0,
 	  "when the audit queue is full: block the request, or fail it with 503" },

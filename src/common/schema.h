@@ -36,6 +36,7 @@ enum rs_key_flags {
 	RS_K_SECRET_PATH = 1 << 2, /* a path to secret material: perms checked */
 	RS_K_MUST_EXIST = 1 << 3, /* RS_T_PATH: the file must be readable now */
 	RS_K_URL_ITEMS = 1 << 4,  /* RS_T_LIST: every item is checked as RS_T_URL */
+	RS_K_KEYRING = 1 << 5,    /* RS_K_SECRET_PATH to a keyring (seal.h), loaded to check it */
 };
 
 struct rs_schema_section {

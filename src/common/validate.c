@@ -10,6 +10,7 @@
 #include "apikey.h"
 #include "ask.h"
 #include "hwa.h"
+#include "seal.h"
 #include "util.h"
 
 struct check {
@@ -353,6 +354,19 @@ static void check_secret_file(struct check *c, const struct rs_conf_section *s,
 		       path, (unsigned)(st.st_mode & 07777));
 }
 
+/* The loader's own verdict, an error in every environment: the processes
+ * refuse to start with a keyring it refuses (a loose mode included). */
+static void check_keyring(struct check *c, const struct rs_conf_section *s,
+			  const struct rs_conf_value *v)
+{
+	struct rs_keyring *k = NULL;
+	struct rs_err err = RS_ERR_INIT;
+
+	if (rs_keyring_load(&k, v->str, &err) < 0)
+		report(c, RS_SEV_ERROR, s, v, NULL, "%s", err.msg);
+	rs_keyring_free(k);
+}
+
 static void check_values(struct check *c, const struct rs_conf_section *s)
 {
 	for (size_t i = 0; i < s->nvalues; i++) {
@@ -372,7 +386,9 @@ static void check_values(struct check *c, const struct rs_conf_section *s)
 		}
 		if ((k->flags & RS_K_SECRET) && v->secret_file)
 			check_secret_file(c, s, v, v->secret_file);
-		if (k->flags & RS_K_SECRET_PATH)
+		if (k->flags & RS_K_KEYRING)
+			check_keyring(c, s, v);
+		else if (k->flags & RS_K_SECRET_PATH)
 			check_secret_file(c, s, v, v->str);
 		else if ((k->flags & RS_K_MUST_EXIST) && access(v->str, R_OK) < 0)
 			report(c, RS_SEV_ERROR, s, v, NULL, "cannot read '%s': %s",

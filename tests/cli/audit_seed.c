@@ -1,6 +1,6 @@
 /* audit_seed DB KEYFILE|- N [ACTION]: append N chained records to DB's
  * audit log, as resync-fcgi would, for tests/cli/audit.bats (resyncctl
- * itself only writes prune checkpoints).  Record i: actor key:ops or
+ * writes only its own commands and prune checkpoints).  Record i: actor key:ops or
  * jwt:alice, action auth.failure or cache.purge (or ACTION), target ti,
  * time now - (N - i) minutes. */
 #include <stdio.h>

@@ -1180,7 +1180,7 @@ no_plaintext() {
 	chmod 644 k.key
 	run --separate-stderr scache set a 'SECRET a'
 	assert_status 2
-	assert_stderr_has "resyncctl: cache set: '$BATS_TEST_TMPDIR/k.key' is readable by others (mode 0644); chmod 600 it"
+	assert_stderr_has "[persistence] encryption_key_file: '$BATS_TEST_TMPDIR/k.key' is readable by others (mode 0644); chmod 600 it"
 	[ ! -e t.db ] || { echo "t.db was created" >&2; false; }
 	chmod 640 k.key
 	run --separate-stderr scache set a 'SECRET a'

@@ -825,13 +825,29 @@ policy() {
 	policy p.conf p.conf:4 "[upstream hwa] password: secret file 'secrets/hwa.password' is accessible by group or others (mode 0644); chmod 600 it"
 }
 
-@test "config-validate: an audit key_file readable by others is an error in production, a warning in development" {
-	secret audit.key "0123456789abcdef" 640
+@test "config-validate: an audit key_file readable by group is an error in every environment, as resync-fcgi refuses it" {
+	secret audit.key "$(printf 'ab%.0s' $(seq 32))" 640
 	conf p.conf <<-'EOF'
 	[audit]
 	key_file = audit.key
 	EOF
-	policy p.conf p.conf:2 "[audit] key_file: secret file 'audit.key' is accessible by group or others (mode 0640)"
+	for env in production development; do
+		run rctl config-validate --environment $env p.conf
+		assert_status 1
+		assert_output_has "p.conf:2: error: [audit] key_file: 'audit.key' is readable by group (mode 0640); chmod 600 it"
+	done
+}
+
+@test "config-validate: an audit key_file that is not a keyring is an error naming the line" {
+	printf '%s\n' "$(printf 'ab%.0s' $(seq 32))" "not-a-key" >k.key
+	chmod 600 k.key
+	conf p.conf <<-'EOF'
+	[audit]
+	key_file = k.key
+	EOF
+	run rctl config-validate p.conf
+	assert_status 1
+	assert_output_has "p.conf:2: error: [audit] key_file:" "line 2"
 }
 
 @test "config-validate: verify_tls = false is an error in production, a warning in development" {
@@ -1315,11 +1331,11 @@ policy() {
 	assert_status 1
 	assert_output_has "cannot read secret file 'secrets/hwa.password'" \
 		"cannot read secret file 'secrets/jwt.secret'" \
-		"[audit] key_file: cannot read 'secrets/audit.key'"
+		"[audit] key_file: cannot open 'secrets/audit.key'"
 }
 
 @test "config-validate: writes nothing, even the database it names" {
-	secret audit.key "0123456789abcdef0123456789abcdef"
+	secret audit.key "$(printf '%064d' 7)"
 	conf x.conf <<-'EOF'
 	[persistence]
 	db = var/resync.db

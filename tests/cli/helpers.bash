@@ -46,7 +46,7 @@ secret() {
 # A configuration that draws no warning in development: the only rule a
 # configuration of defaults breaks is the missing audit HMAC key.
 clean_conf() {
-	secret "$(dirname "$1")/audit.key" "0123456789abcdef0123456789abcdef"
+	secret "$(dirname "$1")/audit.key" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	conf "$1" <<-'EOF'
 	[audit]
 	key_file = audit.key

@@ -230,6 +230,33 @@ int main(void)
 							 .until_us = 21000000 }), 10, "by time");
 	is_int(query_count(db, (struct rs_audit_filter){ .outcome = -1, .text = "t59" }), 1, "by text");
 	is_int(query_count(db, (struct rs_audit_filter){ .outcome = -1, .limit = 5 }), 5, "limit");
+
+	/* the summary: 60 records, i at i seconds; key:ops unless i % 3 == 0 */
+	json_t *sum = rs_audit_summary(db, 0, 0, 0, &err);
+	ok(sum && json_integer_value(json_object_get(sum, "total")) == 60 &&
+	   json_integer_value(json_object_get(sum, "first_seq")) == 1 &&
+	   json_integer_value(json_object_get(sum, "last_seq")) == 60, "summary: total and seqs");
+	json_t *actors = json_object_get(sum, "by_actor");
+	ok(json_array_size(actors) == 2 &&
+	   !strcmp(json_string_value(json_object_get(json_array_get(actors, 0), "name")), "key:ops") &&
+	   json_integer_value(json_object_get(json_array_get(actors, 0), "count")) == 40 &&
+	   json_integer_value(json_object_get(json_array_get(actors, 1), "count")) == 20,
+	   "summary: actors, most first");
+	/* a tie is ordered by name */
+	json_t *oc = json_object_get(sum, "by_outcome");
+	ok(json_array_size(oc) == 2 &&
+	   !strcmp(json_string_value(json_object_get(json_array_get(oc, 0), "name")), "denied"),
+	   "summary: a tie in name order");
+	json_decref(sum);
+	sum = rs_audit_summary(db, 11000000, 21000000, 1, &err);
+	ok(sum && json_integer_value(json_object_get(sum, "total")) == 10 &&
+	   json_integer_value(json_object_get(sum, "first_seq")) == 11 &&
+	   json_array_size(json_object_get(sum, "by_action")) == 1, "summary: a period, top 1");
+	json_decref(sum);
+	sum = rs_audit_summary(db, 1000000000, 0, 0, &err);
+	ok(sum && json_integer_value(json_object_get(sum, "total")) == 0 &&
+	   json_array_size(json_object_get(sum, "by_actor")) == 0, "summary: an empty period");
+	json_decref(sum);
 	rs_db_close(db);
 
 	/* the writer: four threads, every append committed before it returns */

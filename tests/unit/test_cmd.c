@@ -144,12 +144,12 @@ static const struct cmd_option opts[] = {
 	{ "flag", 'f', NULL, "a flag" },
 	{ NULL, 0, NULL, NULL },
 };
-static const struct cmd_entry verb_show = { "show", "thing show NAME", "show", NULL, opts, 1, 1, record, NULL };
-static const struct cmd_entry verb_stats = { "stats", "thing stats", "stats", NULL, opts, 0, 0, record, NULL };
+static const struct cmd_entry verb_show = { .name = "show", .usage = "thing show NAME", .summary = "show", .options = opts, .min_args = 1, .max_args = 1, .run = record };
+static const struct cmd_entry verb_stats = { .name = "stats", .usage = "thing stats", .summary = "stats", .options = opts, .run = record };
 static const struct cmd_entry *const verbs[] = { &verb_show, &verb_stats, NULL };
-static const struct cmd_entry thing = { "thing", "thing <command>", "things", NULL, NULL, 0, 0, NULL, verbs };
-static const struct cmd_entry check = { "check", "check [FILE]...", "check", NULL, opts, 0, 2, record, NULL };
-static const struct cmd_entry checkout = { "checkout", "checkout", "checkout", NULL, NULL, 0, 0, record, NULL };
+static const struct cmd_entry thing = { .name = "thing", .usage = "thing <command>", .summary = "things", .subs = verbs };
+static const struct cmd_entry check = { .name = "check", .usage = "check [FILE]...", .summary = "check", .options = opts, .max_args = 2, .run = record };
+static const struct cmd_entry checkout = { .name = "checkout", .usage = "checkout", .summary = "checkout", .run = record };
 static const struct cmd_entry *const table[] = { &thing, &check, &checkout, NULL };
 
 static int run(const char *line)

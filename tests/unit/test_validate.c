@@ -47,7 +47,7 @@ int main(void)
 
 	tdir_make();
 	rs_diags_init(&d);
-	good_key = put_file("audit.key", "k", 0600);
+	good_key = put_file("audit.key", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", 0600);
 	(void)good_key;
 	loose_key = put_file("loose.key", "k", 0644);
 	(void)loose_key;
@@ -118,7 +118,15 @@ int main(void)
 	       "secret written inline; use password_file or RESYNC_UPSTREAM_U_PASSWORD", "an inline secret");
 	policy("[upstream u]\nurl = https://h\nusername = u\npassword_file = loose.key\n",
 	       "is accessible by group or others (mode 0644)", "a secret file readable by others");
-	policy("[audit]\nkey_file = loose.key\n", "mode 0644", "a key file readable by others");
+	/* keyrings: what the loader refuses, the processes refuse to start with */
+	rs_config_free(check("[audit]\nkey_file = loose.key\n", "development"));
+	has("is readable by others (mode 0644); chmod 600 it", RS_SEV_ERROR, 2,
+	    "a keyring readable by others is an error even in development");
+	put_file("short.key", "0123456789abcdef\n", 0600);
+	rs_config_free(check("[audit]\nkey_file = short.key\n", "development"));
+	has("line 1", RS_SEV_ERROR, 2, "a keyring line that is not 64 hex digits is an error");
+	rs_config_free(check("[persistence]\nencryption_key_file = short.key\n", "development"));
+	has("line 1", RS_SEV_ERROR, 2, "so is one in the cache's encryption_key_file");
 	policy("[upstream u]\nurl = https://h\nverify_tls = false\n", "TLS verification is off", "TLS verification off");
 	policy("[upstream u]\nurl = http://h\nusername = u\npassword_file = hwa.pw\n",
 	       "plain http://", "credentials over plain http");
