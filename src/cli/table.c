@@ -6,6 +6,7 @@ extern const struct cmd_entry cmd_breaker;
 extern const struct cmd_entry cmd_cache;
 extern const struct cmd_entry cmd_config_validate;
 extern const struct cmd_entry cmd_key;
+extern const struct cmd_entry cmd_loadtest;
 extern const struct cmd_entry cmd_pool;
 
 const struct cmd_entry *const cmd_table[] = {
@@ -14,6 +15,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_cache,
 	&cmd_config_validate,
 	&cmd_key,
+	&cmd_loadtest,
 	&cmd_pool,
 	NULL,
 };

@@ -406,6 +406,7 @@ struct item {
 	struct item *next;
 	int state;                  /* 0 queued, 1 written, -1 failed */
 	bool waited;                /* a sync appender owns it and frees it */
+	pthread_cond_t done;        /* waited: signalled when state changes */
 };
 
 struct rs_audit {
@@ -413,7 +414,7 @@ struct rs_audit {
 	struct rs_db *db;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t work, room, done;
+	pthread_cond_t work, room;
 	struct item *head, *tail;
 	unsigned queued;
 	bool stop;
@@ -470,7 +471,11 @@ static void *writer_main(void *arg)
 					syslog_record(a, &it->rec);
 				}
 				it->state = rc == 0 ? 1 : -1;
-				if (!it->waited) {
+				/* its own appender only: a broadcast would wake
+				 * every waiter for each batch */
+				if (it->waited) {
+					pthread_cond_signal(&it->done);
+				} else {
 					rs_audit_record_free(&it->rec);
 					free(it);
 				}
@@ -478,10 +483,10 @@ static void *writer_main(void *arg)
 			if (!a->head)
 				a->tail = NULL;
 			if (rc == 0) {
+				a->st.batches++;
 				a->st.degraded = false;
 				backoff = RETRY_MIN_MS;
 			}
-			pthread_cond_broadcast(&a->done);
 			pthread_cond_broadcast(&a->room);
 		}
 		if (rc < 0 && !a->o.sync_always && !give_up) {
@@ -523,7 +528,6 @@ int rs_audit_open(struct rs_audit **out, const struct rs_audit_options *o,
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->room, NULL);
-	pthread_cond_init(&a->done, NULL);
 	if (a->o.syslog)
 		openlog("resync-audit", LOG_PID | LOG_NDELAY, a->o.syslog_facility);
 	if (pthread_create(&a->thread, NULL, writer_main, a) != 0) {
@@ -548,6 +552,8 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 		return rs_err_set(err, "out of memory");
 	}
 	it->waited = a->o.sync_always;
+	if (it->waited)
+		pthread_cond_init(&it->done, NULL);
 	pthread_mutex_lock(&a->lock);
 	a->st.appended++;
 	while (a->queued >= a->o.queue_size && !a->o.fail_when_full)
@@ -555,6 +561,8 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 	if (a->queued >= a->o.queue_size) {
 		a->st.refused++;
 		pthread_mutex_unlock(&a->lock);
+		if (it->waited)
+			pthread_cond_destroy(&it->done);
 		rs_audit_record_free(&it->rec);
 		free(it);
 		rs_err_set(err, "the audit queue is full (%u records)", a->o.queue_size);
@@ -570,7 +578,7 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 	pthread_cond_signal(&a->work);
 	if (it->waited) {
 		while (it->state == 0)
-			pthread_cond_wait(&a->done, &a->lock);
+			pthread_cond_wait(&it->done, &a->lock);
 		if (it->state < 0) {
 			rs_err_set(err, "the audit record was not committed: %s", a->st.last_error);
 			err->code = EIO;
@@ -581,6 +589,7 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 	}
 	pthread_mutex_unlock(&a->lock);
 	if (it->waited) {
+		pthread_cond_destroy(&it->done);
 		rs_audit_record_free(&it->rec);
 		free(it);
 	}
@@ -607,7 +616,6 @@ void rs_audit_close(struct rs_audit *a)
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->room);
-	pthread_cond_destroy(&a->done);
 	rs_db_close(a->db);
 	free(a);
 }

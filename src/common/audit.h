@@ -120,6 +120,8 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 		    int64_t *seq, struct rs_err *err);
 struct rs_audit_stats {
 	uint64_t appended, written, failed_commits, refused;   /* refused: queue full, fail mode */
+	uint64_t batches;                /* commits that wrote records: written/batches
+					  * is how many a commit carries */
 	unsigned queued, queue_size;
 	int64_t last_seq;
 	bool degraded;                   /* the last commit failed */

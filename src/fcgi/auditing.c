@@ -139,8 +139,11 @@ int audit_metrics(struct server *s, struct rs_buf *b)
 		"resync_audit_commit_failures_total %llu\n"
 		"# HELP resync_audit_degraded 1 when the last audit commit failed\n"
 		"# TYPE resync_audit_degraded gauge\n"
-		"resync_audit_degraded %d\n",
+		"resync_audit_degraded %d\n"
+		"# HELP resync_audit_commits_total audit commits that wrote records (records_total / commits_total: records per commit)\n"
+		"# TYPE resync_audit_commits_total counter\n"
+		"resync_audit_commits_total %llu\n",
 		(unsigned long long)st.written, st.queued, st.queue_size,
 		(unsigned long long)st.refused, (unsigned long long)st.failed_commits,
-		st.degraded ? 1 : 0);
+		st.degraded ? 1 : 0, (unsigned long long)st.batches);
 }
