@@ -705,10 +705,11 @@ static void *clock_main(void *arg)
 		 * recorders have had a full second */
 		int64_t cur = (now - run->t0_ns) / 1000000000LL;
 		int64_t upto = over ? cur + 1 : cur - 1;
-		/* the series ends with the run: not the grace for stragglers */
+		/* the series holds whole seconds of the run: a last part-second
+		 * (or the grace for stragglers) would show as a drop in req/s */
 		int64_t end = run->finished_ns < run->end_ns ? run->finished_ns : run->end_ns;
 		while (folded < upto) {
-			if (over && folded * 1000000000LL >= end - run->t0_ns)
+			if (over && (folded + 1) * 1000000000LL > end - run->t0_ns)
 				break;
 			fold_second(run, folded++);
 		}

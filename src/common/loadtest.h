@@ -151,7 +151,7 @@ struct rs_lt_result {
 	struct rs_lt_stats total;
 	struct rs_lt_stats *per_request;   /* nrequests, in scenario order */
 	unsigned nrequests;
-	struct rs_lt_second *seconds;      /* the series */
+	struct rs_lt_second *seconds;      /* the series: whole seconds only */
 	size_t nseconds;
 	/* open model */
 	uint64_t late;                     /* sent > RS_LT_LATE_US after their time */

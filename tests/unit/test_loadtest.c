@@ -1,9 +1,19 @@
 /* resyncctl loadtest's scenario reader, thresholds and reports (the
  * engine is tested against real servers in tests/integration/loadtest.bats). */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "loadtest.h"
+#include "pool.h"
 #include "tap.h"
 #include "testlib.h"
 
@@ -434,6 +444,191 @@ static void test_cli_pieces(void)
 	rs_lt_scenario_free(&sc);
 }
 
+/* ---- the engine, against a small HTTP/1.1 server in this process ------------- */
+
+static int srv_fd, srv_port;
+static atomic_int srv_delay_ms;
+
+static void *serve_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[8192];
+	size_t have = 0;
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				   "Content-Length: 11\r\n\r\n{\"ok\":true}";
+
+	for (;;) {
+		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+		char *end;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		/* GETs only: a request ends with its blank line */
+		while ((end = memmem(buf, have, "\r\n\r\n", 4))) {
+			size_t used = (size_t)(end + 4 - buf);
+			int d = atomic_load(&srv_delay_ms);
+			if (d) {
+				struct timespec ts = { d / 1000, (d % 1000) * 1000000L };
+				nanosleep(&ts, NULL);
+			}
+			if (write(fd, resp, sizeof(resp) - 1) < 0)
+				goto out;
+			memmove(buf, buf + used, have - used);
+			have -= used;
+		}
+		if (have == sizeof(buf))
+			break;
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+static void *serve(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int c = accept(srv_fd, NULL, NULL);
+		pthread_t t;
+		if (c < 0)
+			return NULL;
+		if (pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)c) == 0)
+			pthread_detach(t);
+		else
+			close(c);
+	}
+}
+
+static void start_server(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	pthread_t t;
+
+	srv_fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (srv_fd < 0 || bind(srv_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(srv_fd, 128) < 0 || getsockname(srv_fd, (struct sockaddr *)&a, &len) < 0) {
+		perror("server");
+		exit(2);
+	}
+	srv_port = ntohs(a.sin_port);
+	pthread_create(&t, NULL, serve, NULL);
+	pthread_detach(t);
+}
+
+static int run(struct rs_lt_scenario *sc, struct rs_lt_settings *st, struct rs_lt_result *r,
+	       int64_t stop_after_ms, struct rs_err *err)
+{
+	struct rs_lt_run *run;
+	struct rs_lt_progress p;
+	int64_t waited = 0;
+
+	if (rs_lt_start(&run, sc, st, err) < 0)
+		return -1;
+	while (!rs_lt_wait(run, 50, &p)) {
+		waited += 50;
+		if (stop_after_ms && waited >= stop_after_ms)
+			rs_lt_stop(run);
+	}
+	rs_lt_finish(run, r);
+	return 0;
+}
+
+static void test_engine(void)
+{
+	struct rs_lt_scenario sc;
+	struct rs_lt_settings st;
+	struct rs_lt_result r;
+	struct rs_err err = RS_ERR_INIT;
+	char url[64];
+
+	start_server();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/a", srv_port);
+	rs_lt_scenario_init(&sc);
+	rs_lt_scenario_add_url(&sc, url, &err);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", srv_port);
+	rs_lt_scenario_add_url(&sc, url, &err);
+	sc.requests[1].weight = 3;
+
+	/* closed model, a request bound */
+	st = sc.settings;
+	st.users = 4;
+	st.threads = 2;
+	st.requests = 400;
+	ok(run(&sc, &st, &r, 0, &err) == 0, "closed run");
+	is_int(r.total.requests, 400, "closed: exactly the bound");
+	is_int(rs_lt_stats_errors(&r.total), 0, "closed: no errors");
+	is_int(r.per_request[0].requests + r.per_request[1].requests, 400, "per request adds up");
+	ok(r.per_request[1].requests > 2 * r.per_request[0].requests, "weights 1:3 honoured");
+	ok(r.total.bytes == 400 * 11, "response bytes counted");
+	ok(!r.interrupted && r.settings.threads == 2, "not interrupted; threads as asked");
+	rs_lt_result_free(&r);
+
+	/* a fixed server delay shows in the percentiles */
+	atomic_store(&srv_delay_ms, 20);
+	st.requests = 60;
+	ok(run(&sc, &st, &r, 0, &err) == 0, "delayed run");
+	ok(rs_hist_percentile(&r.total.latency, 50) >= 20000 &&
+	   rs_hist_percentile(&r.total.latency, 50) <= 26000, "p50 is the 20 ms delay");
+	rs_lt_result_free(&r);
+	atomic_store(&srv_delay_ms, 0);
+
+	/* open model: the schedule is kept */
+	st = sc.settings;
+	st.model = RS_LT_OPEN;
+	st.rate = 400;
+	st.connections = 8;
+	st.duration_ms = 1500;
+	ok(run(&sc, &st, &r, 0, &err) == 0, "open run");
+	ok(r.total.requests >= 590 && r.total.requests <= 601, "open: 400/s for 1.5 s");
+	ok(r.intended >= r.total.requests && r.unsent == 0, "open: nothing left unsent");
+	ok(rs_hist_count(&r.total.uncorrected) == r.total.requests, "open: uncorrected recorded");
+	ok(r.nseconds == 1 && r.seconds[0].requests >= 395 && r.seconds[0].requests <= 405,
+	   "open: one full second in the series, 400 requests");
+	rs_lt_result_free(&r);
+
+	/* an unexpected status is an error of its kind */
+	sc.requests[0].expect_status = 201;
+	sc.requests[1].expect_status = 201;
+	st = sc.settings;
+	st.users = 2;
+	st.requests = 50;
+	ok(run(&sc, &st, &r, 0, &err) == 0 && r.total.errors[RS_LT_ERR_STATUS] == 50,
+	   "expect_status: every answer a status error");
+	rs_lt_result_free(&r);
+	sc.requests[1].expect_body = strdup("nothing like it");
+	sc.requests[0].expect_status = sc.requests[1].expect_status = 0;
+	ok(run(&sc, &st, &r, 0, &err) == 0 && r.per_request[1].errors[RS_LT_ERR_BODY] ==
+	   r.per_request[1].requests && !rs_lt_stats_errors(&r.per_request[0]), "expect_body");
+	rs_lt_result_free(&r);
+
+	/* stopped early: still a result */
+	st.requests = 0;
+	st.duration_ms = 20000;
+	ok(run(&sc, &st, &r, 300, &err) == 0 && r.interrupted && r.elapsed_us < 3000000 &&
+	   r.total.requests > 0, "rs_lt_stop ends a run early, interrupted");
+	rs_lt_result_free(&r);
+	rs_lt_scenario_free(&sc);
+
+	/* a port nobody listens on */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	close(fd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+	rs_lt_scenario_init(&sc);
+	rs_lt_scenario_add_url(&sc, url, &err);
+	st = sc.settings;
+	st.requests = 1;
+	ok(run(&sc, &st, &r, 0, &err) < 0 && err.code == ECONNREFUSED &&
+	   strstr(err.msg, "cannot reach"), "an unreachable target: ECONNREFUSED at start");
+	st.requests = 0;
+	ok(run(&sc, &st, &r, 0, &err) < 0 && strstr(err.msg, "bound"), "no bound: refused");
+	rs_lt_scenario_free(&sc);
+}
+
 int main(void)
 {
 	if (make_tmpdir(&tmp, "loadtest") < 0)
@@ -443,6 +638,10 @@ int main(void)
 	test_thresholds();
 	test_reports();
 	test_cli_pieces();
+	struct rs_err err = RS_ERR_INIT;
+	if (rs_pool_global_init(&err) < 0)
+		return 2;
+	test_engine();
 	remove_tmpdir(&tmp);
 	return tap_done();
 }
