@@ -275,38 +275,15 @@ static int run_get(struct cmd_ctx *ctx)
 static char *read_value(struct cmd_ctx *ctx, const char *path, size_t limit,
 			size_t *len)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 4096, n = 0, got;
-	char *buf;
+	struct rs_err err = RS_ERR_INIT;
+	char *buf = rs_read_file(path, limit, len, &err);
 
-	if (!f) {
-		cmd_error(ctx, "cannot open '%s': %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = xmalloc(cap);
-	while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += got;
-		if (n > limit) {
-			cmd_error(ctx, "'%s' is larger than the largest value allowed (%zu bytes)",
-				  path, limit);
-			goto fail;
-		}
-		if (n == cap)
-			buf = xrealloc(buf, cap *= 2);
-	}
-	if (ferror(f)) {
-		cmd_error(ctx, "cannot read '%s': %s", path, strerror(errno));
-		goto fail;
-	}
-	if (f != stdin)
-		fclose(f);
-	*len = n;
+	if (!buf && err.code == EFBIG)
+		cmd_error(ctx, "'%s' is larger than the largest value allowed (%zu bytes)", path,
+			  limit);
+	else if (!buf)
+		cmd_error(ctx, "%s", err.msg);
 	return buf;
-fail:
-	if (f != stdin)
-		fclose(f);
-	free(buf);
-	return NULL;
 }
 
 static int run_set(struct cmd_ctx *ctx)

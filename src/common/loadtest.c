@@ -132,6 +132,7 @@ static void stats_merge(struct rs_lt_stats *dst, const struct rs_lt_stats *src)
 {
 	dst->requests += src->requests;
 	dst->bytes += src->bytes;
+	dst->http2 += src->http2;
 	for (int i = 0; i < RS_LT_NERRORS; i++)
 		dst->errors[i] += src->errors[i];
 	rs_hist_merge(&dst->latency, &src->latency);
@@ -357,7 +358,7 @@ static enum rs_lt_error classify(CURLcode rc)
 	}
 }
 
-static void record(struct worker *w, struct slot *s, int err, int64_t now)
+static void record(struct worker *w, struct slot *s, int err, bool h2, int64_t now)
 {
 	struct rs_lt_run *run = w->run;
 	uint64_t lat = (uint64_t)((now - s->intended_ns) / 1000);
@@ -367,6 +368,7 @@ static void record(struct worker *w, struct slot *s, int err, int64_t now)
 	for (int i = 0; i < 2; i++) {
 		t[i]->requests++;
 		t[i]->bytes += s->bytes;
+		t[i]->http2 += h2;
 		if (err >= 0)
 			t[i]->errors[err]++;
 		rs_hist_record(&t[i]->latency, lat);
@@ -394,7 +396,7 @@ static void done(struct worker *w, CURL *e, CURLcode rc, int64_t now)
 {
 	struct slot *s = NULL;
 	const struct rs_lt_request *rq;
-	long status = 0;
+	long status = 0, version = 0;
 	int err = -1;
 
 	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&s);
@@ -406,6 +408,7 @@ static void done(struct worker *w, CURL *e, CURLcode rc, int64_t now)
 		err = classify(rc);
 	} else {
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
 		if (rq->expect_status ? status != rq->expect_status : (status < 200 || status >= 400))
 			err = RS_LT_ERR_STATUS;
 		else if (rq->expect_body && (!s->resp || !strstr(s->resp, rq->expect_body)))
@@ -413,7 +416,7 @@ static void done(struct worker *w, CURL *e, CURLcode rc, int64_t now)
 	}
 	if (s->sent_ns - s->intended_ns > (int64_t)RS_LT_LATE_US * 1000)
 		w->late++;
-	record(w, s, err, now);
+	record(w, s, err, version == CURL_HTTP_VERSION_2_0, now);
 	s->ready_ns = now + (w->run->st.model == RS_LT_CLOSED ? think_ns(w) : 0);
 	if (w->run->st.model == RS_LT_OPEN)
 		w->free_slots[w->nfree++] = (unsigned)(s - w->slots);

@@ -130,6 +130,7 @@ struct rs_lt_stats {
 	uint64_t requests;         /* answered or failed */
 	uint64_t errors[RS_LT_NERRORS];
 	uint64_t bytes;            /* response bytes received */
+	uint64_t http2;            /* answers that came over HTTP/2 */
 	struct rs_hist latency;    /* corrected (open) or plain (closed), us, every request */
 	struct rs_hist uncorrected;   /* open model: from the actual send */
 };

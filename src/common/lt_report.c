@@ -199,10 +199,9 @@ static void describe_bound(const struct rs_lt_settings *st, char *buf, size_t n)
 
 /* ---- text ----------------------------------------------------------------------- */
 
-static void text_row(FILE *f, const char *name, const struct rs_lt_result *r,
-		     const struct rs_lt_stats *s, int w)
+/* p50 p90 p95 p99 p99.9 max mean stdev, formatted: a summary row's cells */
+static void latency_cells(const struct rs_lt_stats *s, char v[8][16])
 {
-	char v[8][16];
 	const struct rs_hist *h = &s->latency;
 
 	fmt_us((double)rs_hist_percentile(h, 50), v[0], 16);
@@ -213,6 +212,14 @@ static void text_row(FILE *f, const char *name, const struct rs_lt_result *r,
 	fmt_us((double)rs_hist_max(h), v[5], 16);
 	fmt_us(rs_hist_mean(h), v[6], 16);
 	fmt_us(rs_hist_stdev(h), v[7], 16);
+}
+
+static void text_row(FILE *f, const char *name, const struct rs_lt_result *r,
+		     const struct rs_lt_stats *s, int w)
+{
+	char v[8][16];
+
+	latency_cells(s, v);
 	fprintf(f, "  %-*s %9llu %7llu %9.1f %8s %8s %8s %8s %8s %8s %8s %8s\n", w, name,
 		(unsigned long long)s->requests, (unsigned long long)rs_lt_stats_errors(s),
 		stats_rps(r, s), v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
@@ -246,6 +253,8 @@ void rs_lt_report_text(FILE *f, const struct rs_lt_scenario *sc, const struct rs
 			text_row(f, sc->requests[i].name, r, &r->per_request[i], w);
 	text_row(f, "total", r, &r->total, w);
 
+	if (r->total.http2)
+		fprintf(f, "\nHTTP/2: %llu of the answers\n", (unsigned long long)r->total.http2);
 	if (rs_lt_stats_errors(&r->total)) {
 		fprintf(f, "\nerrors:");
 		for (int k = 0; k < RS_LT_NERRORS; k++)
@@ -310,11 +319,12 @@ static json_t *errors_json(const struct rs_lt_stats *s)
 
 static json_t *stats_json(const struct rs_lt_result *r, const struct rs_lt_stats *s)
 {
-	return json_pack("{s:I,s:I,s:f,s:f,s:I,s:o,s:o}",
+	return json_pack("{s:I,s:I,s:f,s:f,s:I,s:I,s:o,s:o}",
 			 "requests", (json_int_t)s->requests,
 			 "errors", (json_int_t)rs_lt_stats_errors(s),
 			 "error_rate", rs_lt_error_rate(s), "rps", stats_rps(r, s),
-			 "bytes", (json_int_t)s->bytes, "errors_by_kind", errors_json(s),
+			 "bytes", (json_int_t)s->bytes, "http2_answers", (json_int_t)s->http2,
+			 "errors_by_kind", errors_json(s),
 			 "latency", latency_json(&s->latency));
 }
 
@@ -570,16 +580,8 @@ static void html_row(FILE *f, const char *name, const struct rs_lt_result *r,
 		     const struct rs_lt_stats *s)
 {
 	char v[8][16];
-	const struct rs_hist *h = &s->latency;
 
-	fmt_us((double)rs_hist_percentile(h, 50), v[0], 16);
-	fmt_us((double)rs_hist_percentile(h, 90), v[1], 16);
-	fmt_us((double)rs_hist_percentile(h, 95), v[2], 16);
-	fmt_us((double)rs_hist_percentile(h, 99), v[3], 16);
-	fmt_us((double)rs_hist_percentile(h, 99.9), v[4], 16);
-	fmt_us((double)rs_hist_max(h), v[5], 16);
-	fmt_us(rs_hist_mean(h), v[6], 16);
-	fmt_us(rs_hist_stdev(h), v[7], 16);
+	latency_cells(s, v);
 	fprintf(f, "<tr><td>");
 	esc(f, name);
 	fprintf(f, "</td><td>%llu</td><td>%llu</td><td>%.1f</td>", (unsigned long long)s->requests,

@@ -498,52 +498,6 @@ static int set_request(struct loc *l, struct rs_lt_request *r, unsigned *seen, c
 
 /* ---- reading files ------------------------------------------------------------ */
 
-/* The whole of path ("-": stdin), NUL-terminated, at most max bytes. */
-static char *slurp(const char *path, size_t max, size_t *len, struct rs_err *err)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-
-	if (!f) {
-		rs_err_set(err, "cannot open '%s': %s", path, strerror(errno));
-		return NULL;
-	}
-	for (;;) {
-		if (cap - n < 65536) {
-			cap = cap ? cap * 2 : 65536;
-			char *b = realloc(buf, cap + 1);
-			if (!b) {
-				rs_err_set(err, "'%s': out of memory", path);
-				goto fail;
-			}
-			buf = b;
-		}
-		size_t got = fread(buf + n, 1, cap - n, f);
-		n += got;
-		if (n > max) {
-			rs_err_set(err, "'%s' is larger than %zu bytes", path, max);
-			goto fail;
-		}
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rs_err_set(err, "cannot read '%s': %s", path, strerror(errno));
-		goto fail;
-	}
-	if (f != stdin)
-		fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-fail:
-	if (f != stdin)
-		fclose(f);
-	free(buf);
-	return NULL;
-}
-
 /* path relative to the directory of `base` (a scenario file). */
 static char *beside(const char *base, const char *path)
 {
@@ -815,7 +769,7 @@ out:
 int rs_lt_scenario_load(struct rs_lt_scenario *sc, const char *path, struct rs_err *err)
 {
 	size_t len;
-	char *text = slurp(path, SCENARIO_FILE_MAX, &len, err);
+	char *text = rs_read_file(path, SCENARIO_FILE_MAX, &len, err);
 	struct loc l = { sc, strcmp(path, "-") ? path : "(stdin)", "", ' ', err };
 	const char *p;
 	int rc;
@@ -993,7 +947,7 @@ static void free_row(char **f, unsigned n)
 int rs_lt_scenario_load_vars(struct rs_lt_scenario *sc, const char *path, struct rs_err *err)
 {
 	size_t len;
-	char *text = slurp(path, VARS_FILE_MAX, &len, err), **f = NULL;
+	char *text = rs_read_file(path, VARS_FILE_MAX, &len, err), **f = NULL;
 	struct csv c = { text, text + (text ? len : 0), path, 1 };
 	unsigned nf;
 	int rc;

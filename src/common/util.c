@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "err.h"
+
 int rs_parse_int64(const char *s, int64_t *out, const char **why)
 {
 	char *end;
@@ -338,4 +340,49 @@ int64_t rs_parse_utc_ms(const char *s)
 	if (!end || *end)
 		return 0;
 	return (int64_t)timegm(&tm) * RS_MS_PER_SEC;
+}
+
+char *rs_read_file(const char *path, size_t max, size_t *len, struct rs_err *err)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	char *buf = NULL;
+	size_t n = 0, cap = 0, got;
+
+	if (!f) {
+		rs_err_errno(err, errno, "cannot open '%s'", path);
+		return NULL;
+	}
+	do {
+		if (cap - n < 4096) {
+			cap = cap ? cap * 2 : 16384;
+			char *b = realloc(buf, cap + 1);
+			if (!b) {
+				rs_err_errno(err, ENOMEM, "cannot read '%s'", path);
+				goto fail;
+			}
+			buf = b;
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (n > max) {
+			rs_err_set(err, "'%s' is larger than %zu bytes", path, max);
+			if (err)
+				err->code = EFBIG;
+			goto fail;
+		}
+	} while (got > 0);
+	if (ferror(f)) {
+		rs_err_errno(err, errno, "cannot read '%s'", path);
+		goto fail;
+	}
+	if (f != stdin)
+		fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+fail:
+	if (f != stdin)
+		fclose(f);
+	free(buf);
+	return NULL;
 }

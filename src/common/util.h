@@ -95,4 +95,10 @@ void rs_deadline_after(struct timespec *ts, clockid_t clock, int64_t ms);
 /* "2026-11-23T14:05:01Z" for a wall-clock time in ms; "-" when ms <= 0. */
 void rs_format_utc(int64_t ms, char *buf, size_t n);
 
+/* The whole of path ("-": standard input), NUL-terminated (the NUL not in
+ * *len), at most max bytes; the caller frees it.  NULL with err on
+ * failure: err->code EFBIG when the file is larger than max. */
+struct rs_err;
+char *rs_read_file(const char *path, size_t max, size_t *len, struct rs_err *err);
+
 #endif

@@ -24,9 +24,11 @@ stall_later() {
 	run lt --url "http://127.0.0.1:$HWA$INFO" --users 8 -d 3s --json out.json
 	assert_status 0
 	jq -e '.total.requests >= 150 and .total.errors == 0' out.json
-	# every request took 100 ms plus what the machine adds
+	# every request took 100 ms plus what the machine adds; the tail is
+	# where a shared machine's hiccups land
 	jq -e '.total.latency.p50_us >= 100000 and .total.latency.p50_us <= 105000' out.json
-	jq -e '.total.latency.p99_us >= 100000 and .total.latency.p99_us <= 105000' out.json
+	jq -e '.total.latency.p90_us >= 100000 and .total.latency.p90_us <= 105000' out.json
+	jq -e '.total.latency.p99_us >= 100000 and .total.latency.p99_us <= 110000' out.json
 	# 8 users, 10 requests each per second
 	jq -e '.total.rps >= 70 and .total.rps <= 81' out.json
 }
@@ -172,4 +174,75 @@ stall_later() {
 	assert_status 0
 	jq -e '.total.requests > 100 and .total.errors == 0 and (.requests | length) == 3' seed.json
 	jq -e '.thresholds | length == 2 and all(.pass)' seed.json
+}
+
+# tls_nginx PORT: an nginx on PORT with a self-signed certificate, HTTP/2
+# offered by ALPN, answering /h with 200; teardown stops it.
+tls_nginx() {
+	local n=$T/h2
+	mkdir -p "$n"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$n/key.pem" -out "$n/cert.pem" \
+		-subj /CN=localhost -days 1 2>/dev/null || return 1
+	cat >"$n/nginx.conf" <<-CONF
+	daemon off;
+	worker_processes 1;
+	pid $n/nginx.pid;
+	error_log $n/error.log;
+	$([ "$(id -u)" = 0 ] && echo "user root;")
+	events { worker_connections 1024; }
+	http {
+		access_log off;
+		server {
+			listen 127.0.0.1:$1 ssl http2;
+			ssl_certificate $n/cert.pem;
+			ssl_certificate_key $n/key.pem;
+			location = /h { return 200 'ok'; }
+		}
+	}
+	CONF
+	"$(nginx_bin)" -p "$n" -c "$n/nginx.conf" 3>&- &
+	FAKE_PIDS+=($!)
+	wait_for 5 tls_listening "$1"
+}
+
+tls_listening() {
+	(exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+@test "loadtest: --http2 speaks HTTP/2 where TLS offers it; without it HTTP/1.1; an unverified certificate is exit 2" {
+	command -v openssl >/dev/null || skip "openssl is not installed"
+	nginx_bin >/dev/null || skip "nginx is not installed"
+	port=$(free_port)
+	tls_nginx "$port"
+	url=https://127.0.0.1:$port/h
+	run lt --url "$url" --http2 -k --users 4 -n 100 --json h2.json
+	assert_status 0
+	jq -e '.total.requests == 100 and .total.errors == 0 and .total.http2_answers == 100' h2.json
+	assert_output_has "HTTP/2: 100 of the answers"
+	run lt --url "$url" -k --users 2 -n 20 --json h1.json
+	assert_status 0
+	jq -e '.total.errors == 0 and .total.http2_answers == 0' h1.json
+	run lt --url "$url" --users 1 -n 1
+	assert_status 2
+	assert_output_has "cannot reach"
+}
+
+@test "loadtest: SIGINT stops a run early and it still reports; a terminal gets a progress line" {
+	fake_start HWA
+	url=http://127.0.0.1:$HWA$INFO
+	"$RESYNCCTL" loadtest --url "$url" --users 2 -d 60s --json int.json >int.out 2>int.err &
+	pid=$!
+	sleep 1.5
+	kill -INT "$pid"
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$pid" 2>/dev/null || { kill -KILL "$pid"; echo "still running 5 s after SIGINT" >&2; false; }
+	run wait "$pid"
+	assert_status 0
+	grep -q "interrupted" int.out
+	jq -e '.interrupted == true and .total.requests > 0 and .elapsed_s < 10' int.json
+	# no progress line when standard error is not a terminal
+	[ ! -s int.err ]
+	command -v script >/dev/null || skip "script (bsdutils) is not installed"
+	script -qec "$RESYNCCTL loadtest --url $url --users 2 -d 2500ms" /dev/null >tty.out
+	grep -q "req/s  p95" tty.out
 }

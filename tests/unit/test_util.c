@@ -1,9 +1,13 @@
 /* Durations, sizes, integers, booleans, edit distance, buf. */
 #include <stdlib.h>
 
+#include <errno.h>
+
 #include "buf.h"
 #include "crc32c.h"
+#include "err.h"
 #include "tap.h"
+#include "testlib.h"
 #include "util.h"
 
 static void duration_ok(const char *s, long long want)
@@ -195,5 +199,28 @@ int main(void)
 	       0xE3069283u, "CRC-32C check value of \"123456789\"");
 	is_int(rs_crc32c_final(rs_crc32c_update(rs_crc32c_update(RS_CRC32C_INIT, "1234", 4), "56789", 5)),
 	       0xE3069283u, "CRC-32C is incremental");
+	/* rs_read_file */
+	struct tmpdir td;
+	char path[TEST_PATH_MAX];
+	struct rs_err err = RS_ERR_INIT;
+	size_t len = 9;
+	if (make_tmpdir(&td, "util") == 0) {
+		snprintf(path, sizeof(path), "%s/f", td.path);
+		FILE *f = fopen(path, "w");
+		for (int k = 0; k < 5000; k++)
+			fputs("0123456789", f);
+		fclose(f);
+		char *data = rs_read_file(path, 50000, &len, &err);
+		ok(data && len == 50000 && data[50000] == '\0' && !memcmp(data + 49990, "0123456789", 10),
+		   "rs_read_file: a file at the limit, NUL-terminated");
+		free(data);
+		ok(!rs_read_file(path, 49999, &len, &err) && err.code == EFBIG &&
+		   strstr(err.msg, "larger than 49999 bytes"), "rs_read_file: one byte over is EFBIG");
+		snprintf(path, sizeof(path), "%s/none", td.path);
+		ok(!rs_read_file(path, 10, &len, &err) && err.code == ENOENT &&
+		   strstr(err.msg, "cannot open"), "rs_read_file: a missing file");
+		ok(!rs_read_file(td.path, 10, &len, &err), "rs_read_file: a directory");
+		remove_tmpdir(&td);
+	}
 	return tap_done();
 }
