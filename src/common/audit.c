@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -406,7 +407,7 @@ struct item {
 	struct item *next;
 	int state;                  /* 0 queued, 1 written, -1 failed */
 	bool waited;                /* a sync appender owns it and frees it */
-	pthread_cond_t done;        /* waited: signalled when state changes */
+	sem_t done;                 /* waited: posted once state is set */
 };
 
 struct rs_audit {
@@ -458,6 +459,8 @@ static void *writer_main(void *arg)
 			rs_copy_text(a->st.last_error, sizeof(a->st.last_error), err.msg);
 		}
 		bool give_up = rc < 0 && a->stop;
+		struct item *wake[BATCH_MAX];
+		size_t nwake = 0;
 		if (rc == 0 || a->o.sync_always || give_up) {
 			/* written; or failed with a waiter told (sync), or at
 			 * close: out of the queue either way */
@@ -471,10 +474,8 @@ static void *writer_main(void *arg)
 					syslog_record(a, &it->rec);
 				}
 				it->state = rc == 0 ? 1 : -1;
-				/* its own appender only: a broadcast would wake
-				 * every waiter for each batch */
 				if (it->waited) {
-					pthread_cond_signal(&it->done);
+					wake[nwake++] = it;
 				} else {
 					rs_audit_record_free(&it->rec);
 					free(it);
@@ -488,6 +489,14 @@ static void *writer_main(void *arg)
 				backoff = RETRY_MIN_MS;
 			}
 			pthread_cond_broadcast(&a->room);
+		}
+		if (nwake) {
+			/* each appender alone, and outside the lock: a woken
+			 * appender would otherwise block on it at once */
+			pthread_mutex_unlock(&a->lock);
+			for (size_t i = 0; i < nwake; i++)
+				sem_post(&wake[i]->done);
+			pthread_mutex_lock(&a->lock);
 		}
 		if (rc < 0 && !a->o.sync_always && !give_up) {
 			/* kept in order for the retry: nothing is lost while
@@ -552,8 +561,11 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 		return rs_err_set(err, "out of memory");
 	}
 	it->waited = a->o.sync_always;
-	if (it->waited)
-		pthread_cond_init(&it->done, NULL);
+	if (it->waited && sem_init(&it->done, 0, 0) < 0) {
+		rs_audit_record_free(&it->rec);
+		free(it);
+		return rs_err_errno(err, errno, "cannot queue the audit record");
+	}
 	pthread_mutex_lock(&a->lock);
 	a->st.appended++;
 	while (a->queued >= a->o.queue_size && !a->o.fail_when_full)
@@ -562,7 +574,7 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 		a->st.refused++;
 		pthread_mutex_unlock(&a->lock);
 		if (it->waited)
-			pthread_cond_destroy(&it->done);
+			sem_destroy(&it->done);
 		rs_audit_record_free(&it->rec);
 		free(it);
 		rs_err_set(err, "the audit queue is full (%u records)", a->o.queue_size);
@@ -576,23 +588,24 @@ int rs_audit_append(struct rs_audit *a, const struct rs_audit_event *ev,
 	a->tail = it;
 	a->queued++;
 	pthread_cond_signal(&a->work);
-	if (it->waited) {
-		while (it->state == 0)
-			pthread_cond_wait(&it->done, &a->lock);
-		if (it->state < 0) {
-			rs_err_set(err, "the audit record was not committed: %s", a->st.last_error);
-			err->code = EIO;
-			rc = -1;
-		} else if (seq) {
-			*seq = it->rec.seq;
-		}
-	}
 	pthread_mutex_unlock(&a->lock);
-	if (it->waited) {
-		pthread_cond_destroy(&it->done);
-		rs_audit_record_free(&it->rec);
-		free(it);
+	if (!it->waited)
+		return 0;
+	/* the writer posts once it set state and let go of the item */
+	while (sem_wait(&it->done) < 0 && errno == EINTR)
+		;
+	if (it->state < 0) {
+		pthread_mutex_lock(&a->lock);
+		rs_err_set(err, "the audit record was not committed: %s", a->st.last_error);
+		pthread_mutex_unlock(&a->lock);
+		err->code = EIO;
+		rc = -1;
+	} else if (seq) {
+		*seq = it->rec.seq;
 	}
+	sem_destroy(&it->done);
+	rs_audit_record_free(&it->rec);
+	free(it);
 	return rc;
 }
 
