@@ -4,9 +4,10 @@
  * are noisy: only ratios within one run mean anything).
  *
  *   1. durable appends: rs_audit_append with sync = always (each call
- *      returns once its record is committed) from T threads, so the
- *      writer's batches group-commit them; and with sync off (queued,
- *      timed until the writer has drained);
+ *      returns once its record is committed) from T threads (default
+ *      resync-fcgi's worker count, 2 x CPUs), so the writer's batches
+ *      group-commit them; and with sync off (queued, timed until the
+ *      writer has drained);
  *   2. the baselines: raw SQLite inserts of the same rows into a table of
  *      the same shape, with the same pragmas and precomputed hashes (no
  *      hashing, no queue), committing as many rows at a time as the
@@ -16,7 +17,7 @@
  *      >= 200 000 records/s).
  *
  * usage: bench_audit [-n RECORDS] [-t THREADS] [-r ROUNDS] [-d DIR]
- *        (default 200000, 64, 3, $TMPDIR)
+ *        (default 200000, 2 x CPUs, 3, $TMPDIR)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,7 +37,7 @@
 #define MAX_ROUNDS 15
 
 static long n_records = 200000;
-static int n_threads = 64;
+static int n_threads;          /* default: resync-fcgi's own, 2 x CPUs */
 static int n_rounds = 3;
 static char dir[512];
 static struct rs_keyring *ring;
@@ -260,6 +261,8 @@ int main(int argc, char **argv)
 	int c;
 
 	snprintf(dir, sizeof(dir), "%s", tmp && *tmp ? tmp : "/tmp");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	n_threads = cpus > 0 && cpus < 128 ? 2 * (int)cpus : 4;
 	while ((c = getopt(argc, argv, "n:t:r:d:")) != -1) {
 		switch (c) {
 		case 'n': n_records = num_arg(optarg, 1000, 100000000); break;

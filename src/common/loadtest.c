@@ -63,6 +63,7 @@ struct slot {
 	struct curl_slist *headers;      /* own list when expanded, else borrowed */
 	bool own_headers;
 	bool spawned;                    /* closed: the user has started */
+	unsigned configured;             /* 1 + the request the handle is set up for; 0 none */
 	int64_t spawn_ns;
 };
 
@@ -72,6 +73,8 @@ struct worker {
 	pthread_t th;
 	CURLM *multi;
 	int epfd;                        /* the sockets libcurl asks us to watch */
+	unsigned char *fds;              /* per descriptor: FD_* below */
+	size_t nfds;
 	int64_t curl_due_ns;             /* libcurl's timer: when it wants a call; -1 none */
 	struct slot *slots;
 	unsigned nslots, inflight;
@@ -246,6 +249,14 @@ static int set_request(struct worker *w, struct slot *s, unsigned ri)
 
 	for (unsigned i = 0; i < rq->nheaders; i++)
 		vars = vars || rq->headers[i].has_vars;
+	s->req = ri;
+	s->keep_body = rq->expect_body != NULL;
+	s->resp_len = 0;
+	s->bytes = 0;
+	/* the same fixed request again: the handle keeps its options */
+	if (!vars && s->configured == ri + 1)
+		return 0;
+	s->configured = 0;
 	if (vars)
 		row = atomic_fetch_add_explicit(&run->row, 1, memory_order_relaxed);
 	if (rq->path.has_vars) {
@@ -314,10 +325,8 @@ static int set_request(struct worker *w, struct slot *s, unsigned ri)
 		if (strcmp(rq->method, "POST") || !body)
 			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
-	s->req = ri;
-	s->keep_body = rq->expect_body != NULL;
-	s->resp_len = 0;
-	s->bytes = 0;
+	if (!vars)
+		s->configured = ri + 1;
 	return 0;
 }
 
@@ -438,22 +447,74 @@ static void drain(struct worker *w)
 /* libcurl tells which sockets to watch for what; epoll makes each wait
  * cost what is ready, not how many connections there are (poll() over
  * every socket was most of the generator's time). */
+/* What epoll holds for a descriptor.  A kept-alive connection goes idle
+ * (CURL_POLL_REMOVE) and busy again for every request: it stays
+ * registered while idle ("parked"), so the next request costs no
+ * epoll_ctl when it wants the same events.  An event on a parked socket
+ * (the server closed it) unregisters it; libcurl's close callback forgets
+ * it, so a new socket with the same number is registered afresh. */
+enum { FD_REG = 1, FD_IN = 2, FD_OUT = 4, FD_ACTIVE = 8 };
+
+static unsigned char *fd_state(struct worker *w, curl_socket_t fd)
+{
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd >= w->nfds) {
+		size_t n = (size_t)fd * 2 + 64;
+		unsigned char *f = realloc(w->fds, n);
+		if (!f)
+			return NULL;
+		memset(f + w->nfds, 0, n - w->nfds);
+		w->fds = f;
+		w->nfds = n;
+	}
+	return &w->fds[fd];
+}
+
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp)
 {
 	struct worker *w = arg;
 	struct epoll_event ev = { 0 };
+	unsigned char *st = fd_state(w, fd), want;
 
 	(void)e;
 	(void)sockp;
 	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+		if (st)
+			*st &= (unsigned char)~FD_ACTIVE;
+		else
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
 		return 0;
 	}
-	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	want = (unsigned char)((what & CURL_POLL_IN ? FD_IN : 0) | (what & CURL_POLL_OUT ? FD_OUT : 0));
+	ev.events = (want & FD_IN ? EPOLLIN : 0) | (want & FD_OUT ? EPOLLOUT : 0);
 	ev.data.fd = fd;
-	if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
-		epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+	if (!st) {         /* no memory for the table: plain calls */
+		if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+		return 0;
+	}
+	if (!(*st & FD_REG)) {
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+		    (errno != EEXIST || epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
+			return 0;
+	} else if ((*st & (FD_IN | FD_OUT)) != want &&
+		   epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
+		*st = 0;
+		return 0;
+	}
+	*st = (unsigned char)(FD_REG | FD_ACTIVE | want);
 	return 0;
+}
+
+static int on_close(void *arg, curl_socket_t fd)
+{
+	struct worker *w = arg;
+
+	/* closing removes it from epoll; its number may come back */
+	if (fd >= 0 && (size_t)fd < w->nfds)
+		w->fds[fd] = 0;
+	return close(fd);
 }
 
 static int on_timer(CURLM *m, long ms, void *arg)
@@ -491,10 +552,19 @@ static void pump(struct worker *w, int64_t until)
 		n = epoll_wait(w->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])),
 			       (int)((wait_ns + 999999) / 1000000));
 	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+		if (fd >= 0 && (size_t)fd < w->nfds && (w->fds[fd] & FD_REG) &&
+		    !(w->fds[fd] & FD_ACTIVE)) {
+			/* parked, and something happened: libcurl will find
+			 * out at its next use; stop watching it meanwhile */
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+			w->fds[fd] = 0;
+			continue;
+		}
 		int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
 			    (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
 			    (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-		curl_multi_socket_action(w->multi, evs[i].data.fd, flags, &running);
+		curl_multi_socket_action(w->multi, fd, flags, &running);
 	}
 	if (w->curl_due_ns >= 0 && now_ns() >= w->curl_due_ns) {
 		w->curl_due_ns = -1;
@@ -757,6 +827,10 @@ static CURL *new_easy(const struct rs_lt_settings *st, struct slot *s)
 	/* the target itself, never a proxy from the environment (which
 	 * libcurl would also look up on every request) */
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	if (s->w) {
+		curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+		curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s->w);
+	}
 	if (st->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -788,6 +862,7 @@ static void free_run(struct rs_lt_run *run)
 		free(w->free_slots);
 		free(w->per_req);
 		free(w->scratch);
+		free(w->fds);
 	}
 	for (unsigned i = 0; i < run->sc->nrequests; i++) {
 		if (run->urls)
