@@ -245,6 +245,19 @@ static int write_reports(struct cmd_ctx *ctx, const struct rs_lt_scenario *sc,
 	return rc ? -1 : 0;
 }
 
+/* A report written to standard output takes it: the summary stays out. */
+static bool report_to_stdout(struct cmd_ctx *ctx)
+{
+	static const char *const names[] = { "json", "csv", "html" };
+
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = cmd_opt(ctx, names[i]);
+		if (v && !strcmp(v, "-"))
+			return true;
+	}
+	return false;
+}
+
 static int run_loadtest(struct cmd_ctx *ctx)
 {
 	struct rs_lt_scenario sc;
@@ -312,12 +325,12 @@ static int run_loadtest(struct cmd_ctx *ctx)
 
 	struct rs_lt_progress p;
 	bool stopping = false;
+	int64_t shown = 0;
 	while (!rs_lt_wait(run, interrupted && !stopping ? 0 : PROGRESS_MS / 5, &p)) {
 		if (interrupted && !stopping) {
 			rs_lt_stop(run);
 			stopping = true;
 		}
-		static int64_t shown;
 		if (progress && p.elapsed_ms / PROGRESS_MS != shown) {
 			char p95[32];
 			shown = p.elapsed_ms / PROGRESS_MS;
@@ -342,7 +355,7 @@ static int run_loadtest(struct cmd_ctx *ctx)
 		json_t *doc = rs_lt_report_json(&sc, &res, v, v ? sc.nthresholds : 0);
 		if (doc)
 			cmd_print_json(doc);
-	} else if (ctx->g.verbosity >= 0) {
+	} else if (ctx->g.verbosity >= 0 && !report_to_stdout(ctx)) {
 		rs_lt_report_text(stdout, &sc, &res, v, v ? sc.nthresholds : 0);
 	} else {
 		for (unsigned i = 0; v && i < sc.nthresholds; i++)

@@ -100,6 +100,10 @@ stall_later() {
 	[ "$(wc -l <r.csv)" -ge 2 ]
 	grep -q '<svg' r.html
 	! grep -q 'src="http\|href="http' r.html
+	# a report on standard output keeps it to itself
+	run lt --url "http://127.0.0.1:$HWA$INFO" --users 1 -n 5 --json -
+	assert_status 0
+	jq -e '.total.requests == 5' <<<"$output"
 	# the global --json prints the same document instead of the summary
 	run "$RESYNCCTL" --json loadtest --url "http://127.0.0.1:$HWA$INFO" --users 1 -n 5
 	assert_status 0
